@@ -1,0 +1,234 @@
+//! The one GPU context: instance, adapter, device, queue and the compiled-pipeline cache.
+//!
+//! Getting a device is kept apart from using it so that a desktop app (or a test) can hand in
+//! the `wgpu::Device`/`Queue` it already has and share them with the classifier.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::ops::Kernel;
+
+/// How to pick the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name, or its index in `list_adapters()`.
+    pub adapter: Option<String>,
+    /// Restrict to these backends (`None`: every backend wgpu was built with, or `WGPU_BACKEND`).
+    pub backends: Option<wgpu::Backends>,
+}
+
+/// Device, queue and the pipelines compiled on them.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+}
+
+/// Every adapter wgpu can see, in the order `GpuOptions::adapter` indexes them.
+pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
+    let instance = new_instance(backends);
+    let backends = backends.unwrap_or_else(|| wgpu::Backends::all().with_env());
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+fn new_instance(backends: Option<wgpu::Backends>) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if let Some(b) = backends {
+        desc.backends = b;
+    }
+    wgpu::Instance::new(desc)
+}
+
+fn pick_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
+    let adapters = list_adapters(opts.backends);
+    if adapters.is_empty() {
+        bail!(
+            "no GPU adapter found (wgpu saw no Vulkan, Metal, DX12 or GL device); on Linux without a \
+             GPU install Mesa's software Vulkan driver (`apt-get install mesa-vulkan-drivers`)"
+        );
+    }
+    let names: Vec<String> = adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let info = a.get_info();
+            format!("{i}: {} ({:?})", info.name, info.backend)
+        })
+        .collect();
+    match &opts.adapter {
+        None => {
+            // Prefer real GPUs over CPU emulation, then the order wgpu reports.
+            let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+                wgpu::DeviceType::DiscreteGpu => 0,
+                wgpu::DeviceType::IntegratedGpu => 1,
+                wgpu::DeviceType::VirtualGpu => 2,
+                wgpu::DeviceType::Other => 3,
+                wgpu::DeviceType::Cpu => 4,
+            };
+            let best = adapters.iter().map(rank).min().unwrap_or(0);
+            Ok(adapters.into_iter().find(|a| rank(a) == best).expect("non-empty"))
+        }
+        Some(sel) => {
+            if let Ok(i) = sel.parse::<usize>() {
+                let n = adapters.len();
+                return adapters.into_iter().nth(i).ok_or_else(|| {
+                    anyhow!("adapter index {i} out of range: {n} adapters ({})", names.join(", "))
+                });
+            }
+            let needle = sel.to_lowercase();
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+                .ok_or_else(|| {
+                    anyhow!("no adapter name contains {sel:?}; available: {}", names.join(", "))
+                })
+        }
+    }
+}
+
+impl Gpu {
+    /// Picks an adapter and opens a device on it with the adapter's own limits, so that large
+    /// activations fit where the adapter allows it.
+    pub fn new(opts: &GpuOptions) -> Result<Self> {
+        let adapter = pick_adapter(opts)?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("vit-hybrid"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// Shares a device someone else opened (a desktop app's, say).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        Self {
+            device,
+            queue,
+            info,
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// The largest buffer one binding may cover on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let l = self.device.limits();
+        (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size)
+    }
+
+    /// The pipeline for one entry point of a kernel, compiled once per device.
+    pub fn pipeline(&self, kernel: &Kernel, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
+        let key = (kernel.name, entry);
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return p.clone();
+        }
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.name),
+                source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+            });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.name),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            },
+        ));
+        cache.insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        // Zero-sized buffers cannot be bound; a one-element buffer stands in.
+        let bytes: &[u8] = if data.is_empty() {
+            &[0; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+            })
+    }
+
+    /// An uninitialised storage buffer of `len` f32 values.
+    pub fn storage(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Copies `len` f32 values from the start of `buffer` back to the host (blocking).
+    pub fn read(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, (len.max(1) * 4) as u64);
+        self.queue.submit([encoder.finish()]);
+        self.map_read(&staging, len)
+    }
+
+    /// Waits for the queue and maps a MAP_READ buffer.
+    pub fn map_read(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("waiting for the GPU")?;
+        rx.recv()
+            .context("GPU readback callback never ran")?
+            .context("mapping the result buffer")?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| anyhow!("reading the mapped result buffer: {e:?}"))?;
+            bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// One line naming the adapter, for `info` and benchmarks.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )
+    }
+}

@@ -1,0 +1,9 @@
+//! vit-hybrid: the hybrid Vision Transformer (BiT ResNet stem + ViT encoder) on any GPU
+//! through wgpu, every layer a WGSL compute shader.
+
+pub mod config;
+pub mod gpu;
+pub mod model;
+pub mod npy;
+pub mod ops;
+pub mod preprocess;

@@ -1,0 +1,228 @@
+//! Every GPU op: its shader, the `#[repr(C)]` params struct mirrored by the shader's uniform,
+//! a function that records its dispatch into a [`Program`], and a plain-Rust CPU reference.
+//!
+//! Shaders get their sizes from a uniform at binding 0; their storage buffers follow at
+//! bindings 1.. in the order the record function passes them. Bind-group layouts are read from
+//! the shader (`layout: None`), so the binding facts are written once, in WGSL.
+
+use std::sync::Arc;
+
+use crate::gpu::Gpu;
+
+pub mod add_relu;
+pub mod attention;
+pub mod conv2d;
+pub mod group_norm;
+pub mod layer_norm;
+pub mod linear;
+pub mod max_pool;
+pub mod tokens;
+
+/// One WGSL source file; its name is the pipeline label and the cache key.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+macro_rules! kernel {
+    ($name:literal) => {
+        $crate::ops::Kernel {
+            name: $name,
+            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+        }
+    };
+}
+pub(crate) use kernel;
+
+/// Every shader in `shaders/`, for validation and pipeline warm-up.
+pub const ALL_KERNELS: &[Kernel] = &[
+    add_relu::KERNEL,
+    attention::KERNEL,
+    conv2d::KERNEL,
+    group_norm::KERNEL,
+    layer_norm::KERNEL,
+    linear::KERNEL,
+    max_pool::KERNEL,
+    tokens::KERNEL,
+];
+
+/// One recorded dispatch: everything it needs was created when it was recorded.
+pub struct Dispatch {
+    pub kernel: &'static str,
+    pub entry: &'static str,
+    /// The model layer this dispatch belongs to (e.g. `encoder.layer.3.attention`).
+    pub layer: String,
+    pub workgroups: [u32; 3],
+    /// Floating-point operations (2 per multiply-add) and bytes moved, for profiles.
+    pub flops: f64,
+    pub bytes: f64,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    _params: wgpu::Buffer,
+}
+
+/// A fixed list of dispatches, recorded once and encoded into one compute pass per run.
+#[derive(Default)]
+pub struct Program {
+    pub dispatches: Vec<Dispatch>,
+    scope: String,
+}
+
+/// What a record function hands to [`Program::push`].
+pub struct Call<'a, P: bytemuck::Pod> {
+    pub kernel: &'static Kernel,
+    pub entry: &'static str,
+    pub params: P,
+    pub buffers: &'a [&'a wgpu::Buffer],
+    pub workgroups: [u32; 3],
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Program {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the layer that the following dispatches belong to.
+    pub fn set_scope(&mut self, scope: impl Into<String>) {
+        self.scope = scope.into();
+    }
+
+    pub fn push<P: bytemuck::Pod>(&mut self, gpu: &Gpu, call: Call<'_, P>) {
+        use wgpu::util::DeviceExt;
+        let pipeline = gpu.pipeline(call.kernel, call.entry);
+        // Uniform bindings are safest padded to 16 bytes on every backend.
+        let mut bytes = bytemuck::bytes_of(&call.params).to_vec();
+        bytes.resize(bytes.len().div_ceil(16) * 16, 0);
+        let params = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(call.kernel.name),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (i, b) in call.buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(call.kernel.name),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.dispatches.push(Dispatch {
+            kernel: call.kernel.name,
+            entry: call.entry,
+            layer: self.scope.clone(),
+            workgroups: call.workgroups,
+            flops: call.flops,
+            bytes: call.bytes,
+            pipeline,
+            bind_group,
+            _params: params,
+        });
+    }
+
+    /// Appends `other`'s dispatches after this program's.
+    pub fn extend(&mut self, other: Program) {
+        self.dispatches.extend(other.dispatches);
+    }
+
+    /// Records every dispatch into one compute pass.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("vit-hybrid forward"),
+            timestamp_writes: None,
+        });
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+    }
+
+    /// Encodes, submits and waits (tests and one-off use; the model batches its own submit).
+    pub fn run(&self, gpu: &Gpu) -> anyhow::Result<()> {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Largest workgroup count wgpu allows in one dimension by default.
+pub const MAX_GROUPS_PER_DIM: u32 = 65535;
+
+/// Spreads `n` workgroups over x and y so neither passes the per-dimension limit; shaders
+/// rebuild the linear index as `wid.x + wid.y * nwg.x` and skip ids past `n`.
+pub fn grid_1d(n: usize) -> [u32; 3] {
+    let n = n.max(1) as u64;
+    let max = MAX_GROUPS_PER_DIM as u64;
+    if n <= max {
+        [n as u32, 1, 1]
+    } else {
+        let y = n.div_ceil(max);
+        [n.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+/// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as the CPU references compute it.
+pub fn gelu(x: f32) -> f32 {
+    (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32
+}
+
+/// erf to double precision (W. J. Cody's rational approximations are overkill here; this
+/// series/continued-fraction pair is exact to ~1e-15, well past f32).
+pub fn erf(x: f64) -> f64 {
+    if x.abs() < 2.5 {
+        // Maclaurin series: converges fast for |x| < 2.5.
+        let mut term = x;
+        let mut sum = x;
+        let x2 = x * x;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc continued fraction (Lentz), accurate for |x| >= 2.5.
+        let ax = x.abs();
+        let mut f = ax;
+        let mut c = ax;
+        let mut d = 0.0;
+        let tiny = 1e-300;
+        for k in 1..200 {
+            let a = k as f64 * 0.5;
+            d = ax + a * d;
+            d = if d.abs() < tiny { tiny } else { d };
+            c = ax + a / c;
+            c = if c.abs() < tiny { tiny } else { c };
+            d = 1.0 / d;
+            let delta = c * d;
+            f *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        let erfc = (-ax * ax).exp() / (f * std::f64::consts::PI.sqrt());
+        (1.0 - erfc).copysign(x)
+    }
+}

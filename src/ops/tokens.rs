@@ -1,0 +1,5 @@
+//! `tokens` (placeholder: being written).
+
+use crate::ops::{Kernel, kernel};
+
+pub const KERNEL: Kernel = kernel!("tokens");
