@@ -1,4 +1,81 @@
-// placeholder
-@group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(1)
-fn main() { y[0] = 0.0; }
+// layer_norm: y[r, :] = (x[r, :] - mean_r) / sqrt(var_r + eps) * gamma + beta, mean and biased
+// var over the last dimension (the encoder's LayerNorm).
+//
+// Layout: x and y are [rows, dim], gamma and beta [dim].
+// One workgroup of 128 invocations per row, spread by grid_1d (rows = batch * 577 tokens).
+// Each sum is a per-invocation partial reduced by a tree in workgroup memory; the row is read
+// three times, which caches absorb (a 768-float row is 3 KiB).
+// Accuracy: the corrected two-pass algorithm, as in group_norm.wgsl. Pass 1: mean0 = sum x / n.
+// Pass 2: sums of d = x - mean0 and d^2; mean = mean0 + sum d / n and
+// var = sum d^2 / n - (sum d / n)^2. A constant row then has x - mean = 0 exactly, so with
+// eps = 1e-12 (1 / sqrt(eps) = 1e6) it still comes out as exactly beta.
+// Keep `Params` in sync with `LayerNormParams` in src/ops/layer_norm.rs.
+
+struct Params {
+    rows: u32,
+    dim: u32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;       // [rows, dim]
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;   // [dim]
+@group(0) @binding(3) var<storage, read> beta: array<f32>;    // [dim]
+@group(0) @binding(4) var<storage, read_write> y: array<f32>; // [rows, dim]
+
+const WG: u32 = 128u;
+
+var<workgroup> partial: array<vec2<f32>, 128>;
+
+// Sums `v` over the workgroup; every invocation gets the total.
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    partial[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    // Nobody may start the next sum (overwriting partial[0]) before everyone has read this one.
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(128, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Workgroup-uniform, so returning here keeps the barriers below in uniform control flow.
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.dim;
+    let nf = f32(p.dim);
+
+    var s = 0.0;
+    for (var i = lid; i < p.dim; i += WG) {
+        s += x[base + i];
+    }
+    let mean0 = workgroup_sum(lid, vec2(s, 0.0)).x / nf;
+
+    var d1 = 0.0;
+    var d2 = 0.0;
+    for (var i = lid; i < p.dim; i += WG) {
+        let d = x[base + i] - mean0;
+        d1 += d;
+        d2 = fma(d, d, d2);
+    }
+    let m = workgroup_sum(lid, vec2(d1, d2)) / nf;
+    let mean = mean0 + m.x;
+    let variance = max(m.y - m.x * m.x, 0.0);
+    let inv_std = inverseSqrt(variance + p.eps);
+
+    for (var i = lid; i < p.dim; i += WG) {
+        y[base + i] = (x[base + i] - mean) * (inv_std * gamma[i]) + beta[i];
+    }
+}

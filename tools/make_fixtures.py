@@ -6,6 +6,7 @@ from tools/requirements.txt:
 
     python tools/make_fixtures.py            # writes everything
     python tools/make_fixtures.py --check-real-size   # also builds the full-size model
+    python tools/make_fixtures.py --f32-backbone      # also store f32.stem / f32.stages.*
 
 It writes
   examples/images/chelsea.png                       bundled photo (CC0, from scikit-image)
@@ -13,7 +14,8 @@ It writes
   tests/fixtures/<name>/preprocessor_config.json    ViTHybridImageProcessor config
   tests/fixtures/<name>/model.safetensors           float32 weights (save_pretrained)
   tests/fixtures/<name>/reference.safetensors       float64 reference activations
-                                                    (+ float32 ones with prefix "f32.")
+                                                    (+ float32 ones with prefix "f32.";
+                                                    backbone maps only with --f32-backbone)
   tests/data/vit-hybrid-base-bit-384.config.json    config of google/vit-hybrid-base-bit-384
   tests/data/vit-hybrid-base-bit-384.preprocessor_config.json
 
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import transformers
 from transformers import BitConfig
@@ -215,17 +217,26 @@ def build_processor(image_size: int) -> ViTHybridImageProcessor:
 
 
 def construct(config) -> ViTHybridForImageClassification:
-    """Build the model; fall back to skipping transformers' own init if it fails."""
+    """Build the model.
+
+    In transformers 4.57 the deprecated model's `_init_weights` breaks for every model
+    without a mask token (it calls `module.mask_token.data.zero_()` on None), so that
+    one branch is skipped here; every weight is overwritten by `set_weights` anyway.
+    """
+    from transformers.models.deprecated.vit_hybrid import modeling_vit_hybrid as mvh
+
+    orig = mvh.ViTHybridPreTrainedModel._init_weights
+
+    def init_weights(self, module):
+        if isinstance(module, mvh.ViTHybridEmbeddings) and module.mask_token is None:
+            return
+        orig(self, module)
+
+    mvh.ViTHybridPreTrainedModel._init_weights = init_weights
     try:
         return ViTHybridForImageClassification(config)
-    except Exception as e:  # the deprecated model's _init_weights may break
-        print(f"  note: default construction failed ({type(e).__name__}: {e}); retrying without init")
-        orig = ViTHybridForImageClassification._init_weights
-        ViTHybridForImageClassification._init_weights = lambda self, module: None
-        try:
-            return ViTHybridForImageClassification(config)
-        finally:
-            ViTHybridForImageClassification._init_weights = orig
+    finally:
+        mvh.ViTHybridPreTrainedModel._init_weights = orig
 
 
 @torch.no_grad()
@@ -321,6 +332,33 @@ def make_inputs(processor, image_size: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([noise, photo], axis=0))
 
 
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Byte-deterministic safetensors writer (safetensors.save_file orders metadata
+    keys at random). Keys sorted, data in key order, header padded to 8 bytes."""
+    dtypes = {torch.float64: "F64", torch.float32: "F32"}
+    header: dict = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs = []
+    offset = 0
+    for k in sorted(tensors):
+        t = tensors[k].detach().contiguous().cpu()
+        b = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        header[k] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    # read back with the reference implementation
+    back = load_file(path)
+    assert set(back) == set(tensors)
+    for k, t in tensors.items():
+        assert back[k].dtype == t.dtype and torch.equal(back[k], t), k
+
+
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     a = a.double()
     b = b.double()
@@ -330,7 +368,13 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def make_fixture(name: str, spec: dict) -> None:
+# Float32 copies of these (large) backbone maps are left out of reference.safetensors
+# unless --f32-backbone is given, to keep the fixtures small; their f32-vs-f64 errors
+# are still printed and stored in the file's metadata.
+F32_SKIP_DEFAULT = ("pixel_values", "stem", "stages.")
+
+
+def make_fixture(name: str, spec: dict, f32_backbone: bool) -> None:
     print(f"=== {name} ===")
     out_dir = FIXTURES / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -389,16 +433,21 @@ def make_fixture(name: str, spec: dict) -> None:
           f"{config.backbone_featmap_shape[3] // config.patch_size}, sequence length {ref64['embeddings'].shape[1]}")
 
     print("  f32 vs f64, relative L2 error ||f32 - f64|| / ||f64||:")
+    errors = {}
     for k in ref64:
         if k == "pixel_values":
             continue
-        print(f"    {k:18s} {rel_l2(ref32[k], ref64[k]):.3e}")
-    print(f"    logits max |f32 - f64| = {(ref32['logits'].double() - ref64['logits']).abs().max().item():.3e}")
+        errors[k] = rel_l2(ref32[k], ref64[k])
+        print(f"    {k:18s} {errors[k]:.3e}")
+    logits_maxabs = (ref32["logits"].double() - ref64["logits"]).abs().max().item()
+    print(f"    logits max |f32 - f64| = {logits_maxabs:.3e}")
 
     tensors = {k: v.to(torch.float64) for k, v in ref64.items()}
+    skip = ("pixel_values",) if f32_backbone else F32_SKIP_DEFAULT
     for k, v in ref32.items():
-        if k == "pixel_values":
-            continue  # identical to pixel_values (f32 values stored exactly as f64)
+        # f32.pixel_values would equal pixel_values: the inputs are f32 values, stored exactly as f64
+        if k == "pixel_values" or k.startswith(skip):
+            continue
         tensors[f"f32.{k}"] = v.to(torch.float32)
     meta = {
         "fixture": name,
@@ -407,8 +456,10 @@ def make_fixture(name: str, spec: dict) -> None:
         "torch": torch.__version__,
         "inputs": "0,1: uniform(-1,1) noise (f32 values); 2: examples/images/chelsea.png via ViTHybridImageProcessor",
         "note": "unprefixed tensors: float64 model; f32.*: float32 model on the same inputs",
+        "f32_rel_l2_error": json.dumps({k: float(f"{v:.4e}") for k, v in errors.items()}),
+        "f32_logits_max_abs_diff": f"{logits_maxabs:.4e}",
     }
-    save_file(tensors, out_dir / "reference.safetensors", metadata=meta)
+    write_safetensors(out_dir / "reference.safetensors", tensors, meta)
 
 
 def write_real_config(check_size: bool) -> None:
@@ -434,6 +485,9 @@ def write_real_config(check_size: bool) -> None:
     config = ViTHybridConfig(backbone_config=backbone_config, image_size=384, num_labels=1000)
     config.id2label = id2label
     config.label2id = {v: k for k, v in id2label.items()}
+    # what model.save_pretrained adds to the config it writes
+    config.architectures = ["ViTHybridForImageClassification"]
+    config.dtype = "float32"
 
     DATA.mkdir(parents=True, exist_ok=True)
     model = None
@@ -442,12 +496,7 @@ def write_real_config(check_size: bool) -> None:
         sd = model.state_dict()
         print(f"  state_dict tensors: {len(sd)}, parameters: {sum(p.numel() for p in model.parameters()):,}")
     with tempfile.TemporaryDirectory() as tmp:
-        # config.json exactly as save_pretrained writes it (architectures included)
-        if model is not None:
-            model.config.save_pretrained(tmp)
-        else:
-            config.architectures = ["ViTHybridForImageClassification"]
-            config.save_pretrained(tmp)
+        config.save_pretrained(tmp)
         shutil.copyfile(Path(tmp) / "config.json", DATA / "vit-hybrid-base-bit-384.config.json")
         # timm vit_base_r50_s16_384: input 384, crop_pct 1.0, bicubic, mean = std = 0.5
         build_processor(384).save_pretrained(tmp)
@@ -457,6 +506,8 @@ def write_real_config(check_size: bool) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", help="fixture names to (re)generate (default: all)")
+    ap.add_argument("--f32-backbone", action="store_true",
+                    help="also store f32.stem and f32.stages.* (about 0.7 MB more)")
     ap.add_argument("--check-real-size", action="store_true",
                     help="instantiate the full-size model and print its tensor and parameter count")
     args = ap.parse_args()
@@ -469,7 +520,7 @@ def main() -> int:
     for name, spec in CONFIGS.items():
         if args.only and name not in args.only:
             continue
-        make_fixture(name, spec)
+        make_fixture(name, spec, args.f32_backbone)
     write_real_config(args.check_real_size)
 
     total = 0

@@ -1,0 +1,277 @@
+//! The whole classifier: weights uploaded once at load, one recorded program per batch size,
+//! and a forward pass that submits once and reads the logits back once.
+
+pub mod bit;
+pub mod vit;
+pub mod weights;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::config::ModelConfig;
+use crate::gpu::Gpu;
+use crate::ops::{BufferCopy, Program, encode_copy};
+use crate::preprocess::PreprocessConfig;
+use bit::{Backbone, BackboneBuffers, Tap};
+use vit::{Vit, VitBuffers};
+use weights::HostWeights;
+
+/// Facts about the loaded checkpoint, for `info`.
+#[derive(Clone, Debug)]
+pub struct LoadInfo {
+    pub tensor_count: usize,
+    pub parameter_count: usize,
+    pub dtypes: Vec<(String, usize)>,
+    pub unused_tensors: Vec<String>,
+}
+
+/// One class of a result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub probability: f32,
+}
+
+pub struct Model {
+    pub config: ModelConfig,
+    pub preprocess: PreprocessConfig,
+    pub info: LoadInfo,
+    gpu: Arc<Gpu>,
+    backbone: Backbone,
+    vit: Vit,
+    plans: Mutex<HashMap<(usize, bool), Arc<Mutex<Plan>>>>,
+}
+
+/// Everything one batch size needs, created once and reused by every call of that size.
+struct Plan {
+    batch: usize,
+    chunk: usize,
+    /// The whole batch's pixels; each chunk is copied from here into `chunk_input`.
+    input: wgpu::Buffer,
+    chunk_input: wgpu::Buffer,
+    program: Program,
+    logits: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    captures: Vec<Capture>,
+    vit: VitBuffers,
+    _backbone: BackboneBuffers,
+}
+
+struct Capture {
+    name: String,
+    shape: Vec<usize>,
+    len: usize,
+    buffer: wgpu::Buffer,
+}
+
+/// A named intermediate tensor read back by [`Model::forward_stages`].
+#[derive(Clone, Debug)]
+pub struct StageOutput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Model {
+    /// Loads `config.json`, `preprocessor_config.json` and `model.safetensors` from `dir`.
+    pub fn load(gpu: Arc<Gpu>, dir: &Path) -> Result<Self> {
+        ensure!(dir.is_dir(), "model folder {} does not exist or is not a folder", dir.display());
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let pre_path = dir.join("preprocessor_config.json");
+        let preprocess = if pre_path.exists() {
+            PreprocessConfig::load(&pre_path)?
+        } else {
+            bail!("{} is missing", pre_path.display());
+        };
+        let weights = HostWeights::load(&dir.join("model.safetensors"), &config)?;
+        Self::from_weights(gpu, config, preprocess, &weights)
+    }
+
+    /// Uploads checked host weights (weight standardisation and QKV stacking happen here).
+    pub fn from_weights(
+        gpu: Arc<Gpu>,
+        config: ModelConfig,
+        preprocess: PreprocessConfig,
+        weights: &HostWeights,
+    ) -> Result<Self> {
+        let backbone = Backbone::load(&gpu, &config, weights)?;
+        let vit = Vit::load(&gpu, &config, weights)?;
+        let info = LoadInfo {
+            tensor_count: weights.tensor_count(),
+            parameter_count: weights.parameter_count(),
+            dtypes: weights.dtype_counts(),
+            unused_tensors: weights.unused.clone(),
+        };
+        Ok(Self { config, preprocess, info, gpu, backbone, vit, plans: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// f32 values of one input image [3, H, W].
+    pub fn image_len(&self) -> usize {
+        let (h, w) = self.config.image_size;
+        3 * h * w
+    }
+
+    /// The most images one recorded program takes, so that no buffer passes the device's
+    /// binding limit; larger batches run as several chunks within one submission.
+    pub fn max_chunk(&self) -> Result<usize> {
+        let (ab, m1, m2, sc) = Backbone::buffer_lens(&self.config);
+        let per_image = [ab, m1, m2, sc, self.vit.max_buffer_len_per_image(), self.image_len()]
+            .into_iter()
+            .max()
+            .unwrap_or(1) as u64
+            * 4;
+        let limit = self.gpu.max_binding_bytes();
+        ensure!(
+            per_image <= limit,
+            "one image needs a {per_image}-byte buffer but adapter {} binds at most {limit} bytes",
+            self.gpu.info.name
+        );
+        Ok((limit / per_image).max(1) as usize)
+    }
+
+    fn plan(&self, batch: usize, capture: bool) -> Result<Arc<Mutex<Plan>>> {
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = plans.get(&(batch, capture)) {
+            return Ok(p.clone());
+        }
+        let max = self.max_chunk()?;
+        // Equal chunks waste at most one image's work per chunk in the last one.
+        let chunks = batch.div_ceil(max);
+        let chunk = batch.div_ceil(chunks);
+        ensure!(
+            !capture || chunks == 1,
+            "capturing stages needs the batch ({batch}) in one chunk (at most {max} here)"
+        );
+        let gpu = &*self.gpu;
+        let chunk_input = gpu.storage("pixels.chunk", chunk * self.image_len());
+        let backbone_bufs = Backbone::alloc(gpu, &self.config, chunk);
+        let vit_bufs = self.vit.alloc(gpu, chunk);
+        let mut program = Program::new();
+        let mut captures = Vec::new();
+        let mut tap = |p: &mut Program, t: Tap<'_>| {
+            if capture {
+                let buffer = gpu.storage(&t.name, t.len);
+                p.copy(t.buffer, &buffer, t.len);
+                captures.push(Capture { name: t.name, shape: t.shape, len: t.len, buffer });
+            }
+        };
+        let (features, shape) =
+            self.backbone.record(gpu, &mut program, chunk, &chunk_input, &backbone_bufs, &mut tap);
+        self.vit.record(gpu, &mut program, chunk, features, shape, &vit_bufs, &mut tap);
+        let labels = self.config.num_labels();
+        let logits = gpu.storage("logits.all", batch * labels);
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("logits.readback"),
+            size: (batch * labels * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let plan = Arc::new(Mutex::new(Plan {
+            batch,
+            chunk,
+            input: gpu.storage("pixels", batch * self.image_len()),
+            chunk_input,
+            program,
+            logits,
+            staging,
+            captures,
+            vit: vit_bufs,
+            _backbone: backbone_bufs,
+        }));
+        plans.insert((batch, capture), plan.clone());
+        Ok(plan)
+    }
+
+    /// Runs the network on `pixels` [batch, 3, H, W] and returns the logits [batch, labels].
+    pub fn forward(&self, pixels: &[f32], batch: usize) -> Result<Vec<f32>> {
+        Ok(self.run(pixels, batch, false)?.0)
+    }
+
+    /// Like `forward`, but also reads back every stage's output (stem, stages.N, embeddings,
+    /// layers.N, layernorm) for comparison with a reference.
+    pub fn forward_stages(&self, pixels: &[f32], batch: usize) -> Result<(Vec<f32>, Vec<StageOutput>)> {
+        self.run(pixels, batch, true)
+    }
+
+    fn run(&self, pixels: &[f32], batch: usize, capture: bool) -> Result<(Vec<f32>, Vec<StageOutput>)> {
+        ensure!(batch > 0, "empty batch");
+        let (h, w) = self.config.image_size;
+        ensure!(
+            pixels.len() == batch * self.image_len(),
+            "pixel tensor has {} values, expected {batch} x 3 x {h} x {w} = {}",
+            pixels.len(),
+            batch * self.image_len()
+        );
+        let plan = self.plan(batch, capture)?;
+        let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+        let gpu = &*self.gpu;
+        gpu.queue.write_buffer(&plan.input, 0, bytemuck::cast_slice(pixels));
+        let labels = self.config.num_labels();
+        let img = self.image_len() as u64 * 4;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for start in (0..plan.batch).step_by(plan.chunk) {
+            let n = plan.chunk.min(plan.batch - start) as u64;
+            encode_copy(
+                &mut encoder,
+                &BufferCopy {
+                    src: plan.input.clone(),
+                    src_offset: start as u64 * img,
+                    dst: plan.chunk_input.clone(),
+                    dst_offset: 0,
+                    bytes: n * img,
+                },
+            );
+            plan.program.encode(&mut encoder);
+            encode_copy(
+                &mut encoder,
+                &BufferCopy {
+                    src: plan.vit.logits.clone(),
+                    src_offset: 0,
+                    dst: plan.logits.clone(),
+                    dst_offset: (start * labels * 4) as u64,
+                    bytes: n * labels as u64 * 4,
+                },
+            );
+        }
+        let len = plan.batch * labels;
+        encoder.copy_buffer_to_buffer(&plan.logits, 0, &plan.staging, 0, (len * 4) as u64);
+        gpu.queue.submit([encoder.finish()]);
+        let logits = gpu.map_read(&plan.staging, len).context("reading logits back")?;
+        let mut stages = Vec::new();
+        for c in &plan.captures {
+            stages.push(StageOutput {
+                name: c.name.clone(),
+                shape: c.shape.clone(),
+                data: gpu.read(&c.buffer, c.len)?,
+            });
+        }
+        Ok((logits, stages))
+    }
+
+    /// The `k` most probable classes of one image's logits (softmax in f64).
+    pub fn top_k(&self, logits: &[f32], k: usize) -> Vec<Prediction> {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+        let sum: f64 = exps.iter().sum();
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        // Stable sort: ties keep index order, like torch.topk on CPU in practice.
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        order
+            .into_iter()
+            .take(k)
+            .map(|i| Prediction {
+                index: i,
+                label: self.config.labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+                probability: (exps[i] / sum) as f32,
+            })
+            .collect()
+    }
+}

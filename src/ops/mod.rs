@@ -66,7 +66,19 @@ pub struct Dispatch {
 #[derive(Default)]
 pub struct Program {
     pub dispatches: Vec<Dispatch>,
+    /// Buffer copies that run after the first `.0` dispatches (captures, batch chunks).
+    copies: Vec<(usize, BufferCopy)>,
     scope: String,
+}
+
+/// A whole-range copy between two buffers, recorded between dispatches.
+#[derive(Clone, Debug)]
+pub struct BufferCopy {
+    pub src: wgpu::Buffer,
+    pub src_offset: u64,
+    pub dst: wgpu::Buffer,
+    pub dst_offset: u64,
+    pub bytes: u64,
 }
 
 /// What a record function hands to [`Program::push`].
@@ -131,18 +143,40 @@ impl Program {
         });
     }
 
-    /// Appends `other`'s dispatches after this program's.
-    pub fn extend(&mut self, other: Program) {
-        self.dispatches.extend(other.dispatches);
+    /// Copies `floats` f32 values from `src` to `dst` once the dispatches so far have run.
+    pub fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, floats: usize) {
+        self.copies.push((
+            self.dispatches.len(),
+            BufferCopy {
+                src: src.clone(),
+                src_offset: 0,
+                dst: dst.clone(),
+                dst_offset: 0,
+                bytes: floats as u64 * 4,
+            },
+        ));
     }
 
-    /// Records every dispatch into one compute pass.
+    /// Records every dispatch into one compute pass (split only where a copy must run between).
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut start = 0;
+        for (at, copy) in &self.copies {
+            self.encode_range(encoder, start, *at);
+            encode_copy(encoder, copy);
+            start = *at;
+        }
+        self.encode_range(encoder, start, self.dispatches.len());
+    }
+
+    fn encode_range(&self, encoder: &mut wgpu::CommandEncoder, from: usize, to: usize) {
+        if from >= to {
+            return;
+        }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("vit-hybrid forward"),
             timestamp_writes: None,
         });
-        for d in &self.dispatches {
+        for d in &self.dispatches[from..to] {
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
             let [x, y, z] = d.workgroups;
@@ -159,6 +193,13 @@ impl Program {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| anyhow::anyhow!("waiting for the GPU: {e}"))?;
         Ok(())
+    }
+}
+
+/// Records one buffer copy (outside any pass).
+pub fn encode_copy(encoder: &mut wgpu::CommandEncoder, c: &BufferCopy) {
+    if c.bytes > 0 {
+        encoder.copy_buffer_to_buffer(&c.src, c.src_offset, &c.dst, c.dst_offset, c.bytes);
     }
 }
 

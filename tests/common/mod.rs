@@ -36,7 +36,13 @@ pub fn random(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
 
 /// Checks |got - want| <= atol + rtol * |want| everywhere; on failure names the worst index.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} != expected {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} != expected {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0usize, 0.0f32);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let excess = if g.is_finite() {
@@ -57,8 +63,15 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         (got[i] - want[i]).abs(),
         atol + rtol * want[i].abs()
     );
-    let max_diff = got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
-    eprintln!("{what}: ok, largest |diff| {max_diff:e} over {} values", got.len());
+    let max_diff = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "{what}: ok, largest |diff| {max_diff:e} over {} values",
+        got.len()
+    );
 }
 
 /// ||a - b|| / ||b|| in f64.

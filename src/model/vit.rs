@@ -1,0 +1,237 @@
+//! The ViT side: patch projection and token assembly, pre-norm encoder layers, final
+//! LayerNorm and the classifier on the CLS token. Field names follow the checkpoint.
+
+use anyhow::Result;
+
+use crate::config::ModelConfig;
+use crate::gpu::Gpu;
+use crate::model::bit::Tap;
+use crate::model::weights::HostWeights;
+use crate::ops::attention::{self, Attention};
+use crate::ops::conv2d::{self, Conv2d};
+use crate::ops::layer_norm::{self, LayerNorm};
+use crate::ops::linear::{self, Linear};
+use crate::ops::tokens::{self, Tokens};
+use crate::ops::Program;
+
+/// A linear layer's weight [out, in] and bias [out].
+pub struct Dense {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+    pub out: usize,
+    pub inp: usize,
+}
+
+impl Dense {
+    fn load(gpu: &Gpu, w: &HostWeights, name: &str) -> Result<Self> {
+        let weight = w.get(&format!("{name}.weight"))?;
+        Ok(Self {
+            weight: gpu.upload(name, &weight.data),
+            bias: gpu.upload(name, &w.get(&format!("{name}.bias"))?.data),
+            out: weight.shape[0],
+            inp: weight.shape[1],
+        })
+    }
+}
+
+pub struct Norm {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+}
+
+impl Norm {
+    fn load(gpu: &Gpu, w: &HostWeights, name: &str) -> Result<Self> {
+        Ok(Self {
+            weight: gpu.upload(name, &w.get(&format!("{name}.weight"))?.data),
+            bias: gpu.upload(name, &w.get(&format!("{name}.bias"))?.data),
+        })
+    }
+}
+
+pub struct EncoderLayer {
+    pub layernorm_before: Norm,
+    /// query, key and value stacked into one [3 * hidden, hidden] matrix at load, so one
+    /// linear makes all three.
+    pub qkv: Dense,
+    pub attention_output: Dense,
+    pub layernorm_after: Norm,
+    pub intermediate: Dense,
+    pub output: Dense,
+}
+
+pub struct Vit {
+    pub projection: Dense, // weight [hidden, C, ph, pw]
+    pub cls_token: wgpu::Buffer,           // [hidden]
+    pub position_embeddings: wgpu::Buffer, // [seq, hidden]
+    pub layers: Vec<EncoderLayer>,
+    pub layernorm: Norm,
+    pub classifier: Dense,
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    seq: usize,
+    grid: (usize, usize),
+    patch: (usize, usize),
+    eps: f32,
+}
+
+/// Scratch buffers of the encoder, sized for one batch.
+pub struct VitBuffers {
+    pub projection: wgpu::Buffer, // [B, hidden, patches]
+    pub x: wgpu::Buffer,          // [B, seq, hidden]: the residual stream
+    pub h: wgpu::Buffer,          // [B, seq, hidden]: after attention
+    pub normed: wgpu::Buffer,     // [B, seq, hidden]
+    pub qkv: wgpu::Buffer,        // [B, seq, 3 * hidden]
+    pub context: wgpu::Buffer,    // [B, seq, hidden]
+    pub mlp: wgpu::Buffer,        // [B, seq, intermediate]
+    pub scratch: wgpu::Buffer,    // attention's
+    pub logits: wgpu::Buffer,     // [B, labels]
+}
+
+fn stack_qkv(w: &HostWeights, p: &str, hidden: usize, with_bias: bool) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mut weight = Vec::with_capacity(3 * hidden * hidden);
+    let mut bias = Vec::with_capacity(3 * hidden);
+    for n in ["query", "key", "value"] {
+        weight.extend_from_slice(&w.get(&format!("{p}.{n}.weight"))?.data);
+        if with_bias {
+            bias.extend_from_slice(&w.get(&format!("{p}.{n}.bias"))?.data);
+        } else {
+            bias.extend(std::iter::repeat_n(0.0, hidden));
+        }
+    }
+    Ok((weight, bias))
+}
+
+impl Vit {
+    pub fn load(gpu: &Gpu, cfg: &ModelConfig, w: &HostWeights) -> Result<Self> {
+        let hidden = cfg.hidden_size;
+        let mut layers = Vec::new();
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("vit.encoder.layer.{i}");
+            let (qkv_w, qkv_b) = stack_qkv(w, &format!("{p}.attention.attention"), hidden, cfg.qkv_bias)?;
+            layers.push(EncoderLayer {
+                layernorm_before: Norm::load(gpu, w, &format!("{p}.layernorm_before"))?,
+                qkv: Dense {
+                    weight: gpu.upload("qkv", &qkv_w),
+                    bias: gpu.upload("qkv", &qkv_b),
+                    out: 3 * hidden,
+                    inp: hidden,
+                },
+                attention_output: Dense::load(gpu, w, &format!("{p}.attention.output.dense"))?,
+                layernorm_after: Norm::load(gpu, w, &format!("{p}.layernorm_after"))?,
+                intermediate: Dense::load(gpu, w, &format!("{p}.intermediate.dense"))?,
+                output: Dense::load(gpu, w, &format!("{p}.output.dense"))?,
+            });
+        }
+        let proj = "vit.embeddings.patch_embeddings.projection";
+        let pw = w.get(&format!("{proj}.weight"))?;
+        Ok(Self {
+            projection: Dense {
+                weight: gpu.upload(proj, &pw.data),
+                bias: gpu.upload(proj, &w.get(&format!("{proj}.bias"))?.data),
+                out: hidden,
+                inp: pw.shape[1],
+            },
+            cls_token: gpu.upload("cls_token", &w.get("vit.embeddings.cls_token")?.data),
+            position_embeddings: gpu.upload(
+                "position_embeddings",
+                &w.get("vit.embeddings.position_embeddings")?.data,
+            ),
+            layers,
+            layernorm: Norm::load(gpu, w, "vit.layernorm")?,
+            classifier: Dense::load(gpu, w, "classifier")?,
+            hidden,
+            heads: cfg.num_attention_heads,
+            intermediate: cfg.intermediate_size,
+            seq: cfg.seq_len(),
+            grid: cfg.grid(),
+            patch: cfg.patch_size,
+            eps: cfg.layer_norm_eps as f32,
+        })
+    }
+
+    fn attention_shape(&self, batch: usize) -> Attention {
+        Attention { batch, seq: self.seq, heads: self.heads, head_dim: self.hidden / self.heads }
+    }
+
+    pub fn alloc(&self, gpu: &Gpu, batch: usize) -> VitBuffers {
+        let tokens = batch * self.seq;
+        let patches = self.grid.0 * self.grid.1;
+        VitBuffers {
+            projection: gpu.storage("projection", batch * self.hidden * patches),
+            x: gpu.storage("x", tokens * self.hidden),
+            h: gpu.storage("h", tokens * self.hidden),
+            normed: gpu.storage("normed", tokens * self.hidden),
+            qkv: gpu.storage("qkv", tokens * 3 * self.hidden),
+            context: gpu.storage("context", tokens * self.hidden),
+            mlp: gpu.storage("mlp", tokens * self.intermediate),
+            scratch: gpu.storage("attention.scratch", self.attention_shape(batch).scratch_len()),
+            logits: gpu.storage("logits", batch * self.classifier.out),
+        }
+    }
+
+    /// Largest f32 count of any one buffer per image (to split batches under binding limits).
+    pub fn max_buffer_len_per_image(&self) -> usize {
+        let a = self.attention_shape(1).scratch_len();
+        let tokens = self.seq;
+        a.max(tokens * 3 * self.hidden).max(tokens * self.intermediate)
+    }
+
+    /// Records projection, tokens, encoder, final norm and head; logits land in `bufs.logits`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        gpu: &Gpu,
+        p: &mut Program,
+        batch: usize,
+        features: &wgpu::Buffer,
+        (c, fh, fw): (usize, usize, usize),
+        bufs: &VitBuffers,
+        tap: &mut dyn FnMut(&mut Program, Tap<'_>),
+    ) {
+        let d = self.hidden;
+        let rows = batch * self.seq;
+        let stream = |name: String, buffer| Tap { name, buffer, len: rows * d, shape: vec![batch, self.seq, d] };
+
+        p.set_scope("embeddings");
+        let conv = Conv2d::valid(batch, c, fh, fw, d, self.patch.0, self.patch.1);
+        conv2d::record(gpu, p, conv, features, &self.projection.weight, Some(&self.projection.bias), &bufs.projection);
+        let patches = conv.oh * conv.ow;
+        tokens::record(
+            gpu,
+            p,
+            Tokens { batch, dim: d, patches },
+            &bufs.projection,
+            &self.cls_token,
+            &self.position_embeddings,
+            &bufs.x,
+        );
+        tap(p, stream("embeddings".into(), &bufs.x));
+
+        let ln = LayerNorm { rows, dim: d, eps: self.eps };
+        for (i, layer) in self.layers.iter().enumerate() {
+            p.set_scope(format!("encoder.layer.{i}.attention"));
+            layer_norm::record(gpu, p, ln, &bufs.x, &layer.layernorm_before.weight, &layer.layernorm_before.bias, &bufs.normed);
+            linear::record(gpu, p, Linear::new(rows, 3 * d, d), &bufs.normed, &layer.qkv.weight, Some(&layer.qkv.bias), None, &bufs.qkv);
+            attention::record(gpu, p, self.attention_shape(batch), &bufs.qkv, &bufs.scratch, &bufs.context);
+            let o = &layer.attention_output;
+            linear::record(gpu, p, Linear::new(rows, d, d), &bufs.context, &o.weight, Some(&o.bias), Some(&bufs.x), &bufs.h);
+
+            p.set_scope(format!("encoder.layer.{i}.mlp"));
+            layer_norm::record(gpu, p, ln, &bufs.h, &layer.layernorm_after.weight, &layer.layernorm_after.bias, &bufs.normed);
+            let (up, down) = (&layer.intermediate, &layer.output);
+            let up_shape = Linear { gelu: true, ..Linear::new(rows, up.out, d) };
+            linear::record(gpu, p, up_shape, &bufs.normed, &up.weight, Some(&up.bias), None, &bufs.mlp);
+            linear::record(gpu, p, Linear::new(rows, d, up.out), &bufs.mlp, &down.weight, Some(&down.bias), Some(&bufs.h), &bufs.x);
+            tap(p, stream(format!("layers.{i}"), &bufs.x));
+        }
+
+        p.set_scope("head");
+        layer_norm::record(gpu, p, ln, &bufs.x, &self.layernorm.weight, &self.layernorm.bias, &bufs.normed);
+        tap(p, stream("layernorm".into(), &bufs.normed));
+        // The classifier reads only the CLS token: row b*seq of the normed stream.
+        let head = Linear { x_row_stride: self.seq * d, ..Linear::new(batch, self.classifier.out, d) };
+        let cls = &self.classifier;
+        linear::record(gpu, p, head, &bufs.normed, &cls.weight, Some(&cls.bias), None, &bufs.logits);
+    }
+}

@@ -1,0 +1,176 @@
+//! Checkpoint tensors on the host: read from `model.safetensors` (memory-mapped; F32, F16 and
+//! BF16 converted to f32) and checked against the config before anything reaches the GPU.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::config::ModelConfig;
+
+/// One f32 tensor and the dtype it was stored as.
+#[derive(Clone, Debug)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub dtype: String,
+}
+
+/// Every tensor the config asks for, checked for presence and shape.
+#[derive(Debug)]
+pub struct HostWeights {
+    tensors: HashMap<String, HostTensor>,
+    /// Tensors in the file that the model does not use.
+    pub unused: Vec<String>,
+}
+
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    let chunk = |n: usize| -> Result<std::slice::ChunksExact<'_, u8>> {
+        if bytes.len() % n != 0 {
+            bail!("tensor {name}: {} bytes is not a whole number of {dtype:?} values", bytes.len());
+        }
+        Ok(bytes.chunks_exact(n))
+    };
+    Ok(match dtype {
+        Dtype::F32 => chunk(4)?.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => chunk(2)?.map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => chunk(2)?.map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => bail!("tensor {name}: dtype {other:?} is not supported (expected F32, F16 or BF16)"),
+    })
+}
+
+impl HostWeights {
+    /// Reads and checks `model.safetensors` against `config`.
+    pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening weights {}", path.display()))?;
+        // SAFETY: the map is only read, and only while this function runs; a file changed
+        // underneath us can give wrong numbers but not unsoundness in safe code that copies.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .with_context(|| format!("memory-mapping weights {}", path.display()))?;
+        let st = SafeTensors::deserialize(&map).with_context(|| {
+            format!("{} is not a valid safetensors file (truncated or corrupt?)", path.display())
+        })?;
+        let mut found = HashMap::new();
+        for (name, view) in st.iter() {
+            found.insert(name.to_string(), view);
+        }
+        let mut tensors = HashMap::new();
+        for (name, shape) in config.expected_tensors() {
+            let view = found.remove(&name).with_context(|| {
+                format!("{}: tensor {name} is missing (expected shape {shape:?})", path.display())
+            })?;
+            if view.shape() != shape.as_slice() {
+                bail!(
+                    "{}: tensor {name} has shape {:?}, expected {shape:?} from config.json",
+                    path.display(),
+                    view.shape()
+                );
+            }
+            let data = to_f32(&name, view.dtype(), view.data())
+                .with_context(|| format!("in {}", path.display()))?;
+            let dtype = format!("{:?}", view.dtype());
+            tensors.insert(name, HostTensor { shape, data, dtype });
+        }
+        let mut unused: Vec<String> = found.into_keys().collect();
+        unused.sort();
+        Ok(Self { tensors, unused })
+    }
+
+    /// Builds weights from tensors held in memory, with the same checks as `load`.
+    pub fn from_tensors(config: &ModelConfig, mut given: HashMap<String, HostTensor>) -> Result<Self> {
+        let mut tensors = HashMap::new();
+        for (name, shape) in config.expected_tensors() {
+            let t = given
+                .remove(&name)
+                .with_context(|| format!("tensor {name} is missing (expected shape {shape:?})"))?;
+            if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
+                bail!("tensor {name} has shape {:?}, expected {shape:?}", t.shape);
+            }
+            tensors.insert(name, t);
+        }
+        let mut unused: Vec<String> = given.into_keys().collect();
+        unused.sort();
+        Ok(Self { tensors, unused })
+    }
+
+    /// Seeded random weights of the right shapes (benchmarks and the full-size test); norm
+    /// scales near 1 and small biases so activations stay in range.
+    pub fn random(config: &ModelConfig, seed: u64) -> Self {
+        let mut state = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let tensors = config
+            .expected_tensors()
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let fan_in = if shape.len() > 1 { shape[1..].iter().product::<usize>() } else { 1 };
+                let is_norm_scale = name.ends_with("norm.weight")
+                    || name.contains("layernorm") && name.ends_with(".weight")
+                    || name.contains(".norm") && name.ends_with(".weight");
+                let data = (0..n)
+                    .map(|_| {
+                        let u = next();
+                        if is_norm_scale {
+                            1.0 + 0.2 * u
+                        } else if shape.len() == 1 {
+                            0.1 * u
+                        } else {
+                            // Uniform with variance 1/fan_in keeps linears norm-preserving.
+                            u * (12.0 / fan_in as f32).sqrt()
+                        }
+                    })
+                    .collect();
+                (name, HostTensor { shape, data, dtype: "F32".into() })
+            })
+            .collect();
+        Self { tensors, unused: Vec::new() }
+    }
+
+    pub fn get(&self, name: &str) -> Result<&HostTensor> {
+        self.tensors
+            .get(name)
+            .with_context(|| format!("tensor {name} is not in the checked weights"))
+    }
+
+    pub fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.values().map(|t| t.data.len()).sum()
+    }
+
+    /// How many tensors were stored as each dtype, e.g. `[("F32", 356)]`.
+    pub fn dtype_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for t in self.tensors.values() {
+            *counts.entry(&t.dtype).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = counts.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        v.sort();
+        v
+    }
+}
+
+/// BiT's weight standardisation, per output channel over in*kh*kw: (w - mean) / sqrt(var + eps)
+/// with the biased variance, computed in f64 once at load.
+pub fn standardize(w: &[f32], out_channels: usize, eps: f64) -> Vec<f32> {
+    let per = w.len() / out_channels.max(1);
+    let mut out = Vec::with_capacity(w.len());
+    for row in w.chunks(per.max(1)) {
+        let n = row.len() as f64;
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        out.extend(row.iter().map(|&v| ((v as f64 - mean) * inv) as f32));
+    }
+    out
+}

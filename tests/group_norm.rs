@@ -1,0 +1,78 @@
+mod common;
+
+use common::{assert_close, gpu, random};
+use vit_hybrid::ops::{Program, group_norm};
+
+/// Runs one GroupNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
+fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f32) {
+    let g = gpu();
+    let shape = group_norm::GroupNorm {
+        batch,
+        c,
+        hw,
+        groups,
+        eps: 1e-5,
+        relu,
+    };
+    let seed = (batch * 7 + c * 13 + hw * 17 + groups) as u64;
+    let x: Vec<f32> = random(seed, batch * c * hw, -1.0, 1.0)
+        .iter()
+        .map(|v| v + offset)
+        .collect();
+    let gamma = random(seed + 1, c, 0.5, 1.5);
+    let beta = random(seed + 2, c, -0.5, 0.5);
+    let (xb, gb, bb) = (
+        g.upload("x", &x),
+        g.upload("gamma", &gamma),
+        g.upload("beta", &beta),
+    );
+    let mut p = Program::new();
+    group_norm::record(&g, &mut p, shape, &xb, &gb, &bb);
+    p.run(&g).unwrap();
+    let got = g.read(&xb, x.len()).unwrap();
+    let want = group_norm::cpu(shape, &x, &gamma, &beta);
+    assert_close(
+        &format!("group_norm {shape:?} offset {offset}"),
+        &got,
+        &want,
+        2e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn one_element_groups_give_beta() {
+    // Variance 0: every output is beta (or ReLU(beta)).
+    check(2, 5, 1, 5, false, 0.0);
+    check(1, 7, 1, 7, true, 0.0);
+}
+
+#[test]
+fn one_channel_per_group() {
+    check(2, 6, 37, 6, false, 0.0);
+    check(1, 3, 300, 3, true, 0.0);
+}
+
+#[test]
+fn odd_sizes_batch_3() {
+    check(3, 12, 13 * 13, 4, false, 0.0);
+    check(3, 12, 13 * 13, 4, true, 0.0);
+    check(3, 10, 7, 2, true, 0.0);
+    check(1, 9, 11, 1, false, 0.0);
+}
+
+#[test]
+fn large_common_offset() {
+    // E[x^2] - E[x]^2 in f32 would be off by ~1e-3 relative here; two passes are not. (An
+    // offset far past 100 x std costs the f32 mean ulp(offset) / 2 / std: it is no test of this.)
+    check(2, 8, 31 * 31, 2, false, 100.0);
+    check(1, 4, 513, 4, true, -100.0);
+}
+
+#[test]
+fn big_group() {
+    // Many elements per invocation: 8 channels x 48x48 pixels per group.
+    check(1, 16, 48 * 48, 2, true, 3.0);
+    // The stem's and stage 1's group: 8 channels x 96x96 pixels.
+    check(1, 16, 96 * 96, 2, false, 0.5);
+}

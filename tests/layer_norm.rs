@@ -1,0 +1,90 @@
+mod common;
+
+use common::{assert_close, gpu, random};
+use vit_hybrid::ops::{Program, layer_norm};
+
+fn run(shape: layer_norm::LayerNorm, x: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+    let g = gpu();
+    let (xb, gb, bb) = (
+        g.upload("x", x),
+        g.upload("gamma", gamma),
+        g.upload("beta", beta),
+    );
+    let yb = g.storage("y", x.len());
+    let mut p = Program::new();
+    layer_norm::record(&g, &mut p, shape, &xb, &gb, &bb, &yb);
+    p.run(&g).unwrap();
+    g.read(&yb, x.len()).unwrap()
+}
+
+/// Runs one LayerNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
+fn check(rows: usize, dim: usize, eps: f32, offset: f32) {
+    let shape = layer_norm::LayerNorm { rows, dim, eps };
+    let seed = (rows * 31 + dim) as u64;
+    let x: Vec<f32> = random(seed, rows * dim, -1.0, 1.0)
+        .iter()
+        .map(|v| v + offset)
+        .collect();
+    let gamma = random(seed + 1, dim, 0.5, 1.5);
+    let beta = random(seed + 2, dim, -0.5, 0.5);
+    let got = run(shape, &x, &gamma, &beta);
+    let want = layer_norm::cpu(shape, &x, &gamma, &beta);
+    assert_close(
+        &format!("layer_norm {shape:?} offset {offset}"),
+        &got,
+        &want,
+        2e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn awkward_sizes() {
+    for &(rows, dim) in &[
+        (1, 1),
+        (7, 1),
+        (1, 24),
+        (7, 24),
+        (600, 24),
+        (1, 48),
+        (600, 48),
+        (1, 769),
+        (7, 769),
+        (600, 769),
+    ] {
+        check(rows, dim, 1e-12, 0.0);
+    }
+    check(5, 769, 1e-5, 0.0);
+}
+
+#[test]
+fn large_common_offset() {
+    check(7, 769, 1e-12, 100.0);
+    check(3, 48, 1e-12, -100.0);
+}
+
+#[test]
+fn constant_rows_give_beta() {
+    // Variance 0 with eps 1e-12 scales any error in x - mean by 1e6; there must be none.
+    let dim = 769;
+    let values = [0.0f32, 0.1, 1.0 / 3.0, -123.456, 7e5];
+    let shape = layer_norm::LayerNorm {
+        rows: values.len(),
+        dim,
+        eps: 1e-12,
+    };
+    let x: Vec<f32> = values
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, dim))
+        .collect();
+    let gamma = random(1, dim, 0.5, 1.5);
+    let beta = random(2, dim, -0.5, 0.5);
+    let got = run(shape, &x, &gamma, &beta);
+    let want: Vec<f32> = values.iter().flat_map(|_| beta.iter().copied()).collect();
+    assert_eq!(
+        layer_norm::cpu(shape, &x, &gamma, &beta),
+        want,
+        "cpu reference"
+    );
+    assert_close("layer_norm constant rows", &got, &want, 1e-6, 0.0);
+}

@@ -1,0 +1,62 @@
+mod common;
+
+use common::{assert_close, gpu, random};
+use vit_hybrid::ops::{Program, max_pool, max_pool::MaxPool};
+
+fn run(shape: MaxPool, x: &[f32]) -> Vec<f32> {
+    let g = gpu();
+    let xb = g.upload("x", x);
+    let yb = g.storage("y", shape.out_len());
+    let mut p = Program::new();
+    max_pool::record(&g, &mut p, shape, &xb, &yb);
+    p.run(&g).unwrap();
+    g.read(&yb, shape.out_len()).unwrap()
+}
+
+fn check(shape: MaxPool, lo: f32, hi: f32) -> Vec<f32> {
+    let x = random(7, shape.batch * shape.c * shape.h * shape.w, lo, hi);
+    let got = run(shape, &x);
+    let want = max_pool::cpu(shape, &x);
+    assert_close(&format!("max_pool {shape:?}"), &got, &want, 0.0, 0.0);
+    got
+}
+
+#[test]
+fn same_padding_arithmetic() {
+    // The real stem: 192 -> 96, one pad row/column, at the bottom/right.
+    let s = MaxPool::same(1, 64, 192, 192, 3, 2);
+    assert_eq!((s.oh, s.ow, s.pad_top, s.pad_left), (96, 96, 0, 0));
+    let s = MaxPool::same(2, 3, 13, 10, 3, 2);
+    assert_eq!((s.oh, s.ow, s.pad_top, s.pad_left), (7, 5, 1, 0));
+    assert_eq!(s.out_len(), 2 * 3 * 7 * 5);
+}
+
+#[test]
+fn odd_and_even_sizes() {
+    check(MaxPool::same(2, 5, 13, 11, 3, 2), -1.0, 1.0);
+    check(MaxPool::same(2, 5, 12, 10, 3, 2), -1.0, 1.0);
+    check(MaxPool::same(1, 3, 9, 14, 3, 1), -1.0, 1.0);
+}
+
+#[test]
+fn padding_counts_as_zero() {
+    // All-negative input: only windows that reach the padding may return 0.
+    let shape = MaxPool::same(2, 3, 13, 12, 3, 2);
+    assert_eq!((shape.pad_top, shape.pad_left), (1, 0));
+    let got = check(shape, -2.0, -0.5);
+    for plane in 0..shape.batch * shape.c {
+        for oy in 0..shape.oh {
+            for ox in 0..shape.ow {
+                let v = got[(plane * shape.oh + oy) * shape.ow + ox];
+                // Row 0 reaches the top pad, the last row and column the bottom/right pad
+                // (13 -> 7: total pad 2; 12 -> 6: total pad 1, after).
+                let border = oy == 0 || oy == shape.oh - 1 || ox == shape.ow - 1;
+                if border {
+                    assert_eq!(v, 0.0, "plane {plane} ({oy}, {ox}) should see the zero pad");
+                } else {
+                    assert!(v < 0.0, "plane {plane} ({oy}, {ox}) = {v} is inside, should stay negative");
+                }
+            }
+        }
+    }
+}
