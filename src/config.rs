@@ -113,10 +113,13 @@ pub fn make_div(v: f64, divisor: usize) -> usize {
 /// A size that transformers accepts as an int or an `[h, w]` pair.
 fn pair(v: Option<&Value>, default: usize, name: &str) -> Result<(usize, usize)> {
     let as_size = |v: &Value| -> Result<usize> {
-        let n = v
-            .as_u64()
-            .with_context(|| format!("config.json: `{name}` must be a positive integer, got {v}"))?;
-        ensure!(n > 0 && n < 1 << 20, "config.json: `{name}` = {n} is out of range");
+        let n = v.as_u64().with_context(|| {
+            format!("config.json: `{name}` must be a positive integer, got {v}")
+        })?;
+        ensure!(
+            n > 0 && n < 1 << 20,
+            "config.json: `{name}` = {n} is out of range"
+        );
         Ok(n as usize)
     };
     match v {
@@ -133,7 +136,10 @@ fn pair(v: Option<&Value>, default: usize, name: &str) -> Result<(usize, usize)>
 fn positive(v: Option<usize>, default: usize, name: &str) -> Result<usize> {
     let n = v.unwrap_or(default);
     ensure!(n > 0, "config.json: `{name}` must be positive, got 0");
-    ensure!(n < 1 << 20, "config.json: `{name}` = {n} is implausibly large");
+    ensure!(
+        n < 1 << 20,
+        "config.json: `{name}` = {n} is implausibly large"
+    );
     Ok(n)
 }
 
@@ -154,7 +160,9 @@ impl ModelConfig {
             );
         }
         if raw.use_timm_backbone == Some(true) || raw.backbone.is_some() {
-            bail!("config.json: a timm or named backbone is not supported, only an inline BiT backbone_config");
+            bail!(
+                "config.json: a timm or named backbone is not supported, only an inline BiT backbone_config"
+            );
         }
         let act = raw.hidden_act.as_deref().unwrap_or("gelu");
         ensure!(
@@ -176,22 +184,33 @@ impl ModelConfig {
             (Some(map), _) => {
                 let mut labels = vec![None; map.len()];
                 for (k, v) in map {
-                    let i: usize = k
-                        .parse()
-                        .ok()
-                        .filter(|&i| i < map.len())
-                        .with_context(|| format!("config.json: id2label key {k:?} is not an index 0..{}", map.len()))?;
+                    let i: usize =
+                        k.parse().ok().filter(|&i| i < map.len()).with_context(|| {
+                            format!(
+                                "config.json: id2label key {k:?} is not an index 0..{}",
+                                map.len()
+                            )
+                        })?;
                     labels[i] = Some(v.clone());
                 }
-                labels.into_iter().map(|l| l.expect("keys are distinct indices")).collect()
+                labels
+                    .into_iter()
+                    .map(|l| l.expect("keys are distinct indices"))
+                    .collect()
             }
             (None, Some(n)) => (0..n).map(|i| format!("LABEL_{i}")).collect(),
             (None, None) => (0..2).map(|i| format!("LABEL_{i}")).collect(),
         };
         ensure!(!labels.is_empty(), "config.json: id2label is empty");
         let eps = raw.layer_norm_eps.unwrap_or(1e-12);
-        ensure!(eps.is_finite() && eps >= 0.0, "config.json: layer_norm_eps {eps} is invalid");
-        let backbone = BitConfig::from_raw(raw.backbone_config.unwrap_or_else(RawBitConfig::vit_hybrid_default))?;
+        ensure!(
+            eps.is_finite() && eps >= 0.0,
+            "config.json: layer_norm_eps {eps} is invalid"
+        );
+        let backbone = BitConfig::from_raw(
+            raw.backbone_config
+                .unwrap_or_else(RawBitConfig::vit_hybrid_default),
+        )?;
         let cfg = Self {
             hidden_size,
             num_hidden_layers: positive(raw.num_hidden_layers, 12, "num_hidden_layers")?,
@@ -265,11 +284,18 @@ impl ModelConfig {
 
     /// The backbone's output (feature map) size and channels.
     pub fn feature_size(&self) -> (usize, usize) {
-        self.stage_sizes().last().copied().unwrap_or_else(|| self.stem_size())
+        self.stage_sizes()
+            .last()
+            .copied()
+            .unwrap_or_else(|| self.stem_size())
     }
 
     pub fn feature_channels(&self) -> usize {
-        self.backbone.stage_channels.last().copied().unwrap_or(self.backbone.embedding_size)
+        self.backbone
+            .stage_channels
+            .last()
+            .copied()
+            .unwrap_or(self.backbone.embedding_size)
     }
 
     /// Token grid after the patch projection (kernel = stride = patch_size, no padding).
@@ -293,7 +319,10 @@ impl ModelConfig {
         let mut t = Vec::new();
         let bb = "vit.embeddings.patch_embeddings.backbone.bit";
         let e = self.backbone.embedding_size;
-        t.push((format!("{bb}.embedder.convolution.weight"), vec![e, self.num_channels, 7, 7]));
+        t.push((
+            format!("{bb}.embedder.convolution.weight"),
+            vec![e, self.num_channels, 7, 7],
+        ));
         t.push((format!("{bb}.embedder.norm.weight"), vec![e]));
         t.push((format!("{bb}.embedder.norm.bias"), vec![e]));
         let mut cin = e;
@@ -308,7 +337,10 @@ impl ModelConfig {
                     t.push((format!("{p}.downsample.norm.weight"), vec![out]));
                     t.push((format!("{p}.downsample.norm.bias"), vec![out]));
                 }
-                for (i, (o, ci, k)) in [(mid, lin, 1), (mid, mid, 3), (out, mid, 1)].into_iter().enumerate() {
+                for (i, (o, ci, k)) in [(mid, lin, 1), (mid, mid, 3), (out, mid, 1)]
+                    .into_iter()
+                    .enumerate()
+                {
                     t.push((format!("{p}.conv{}.weight", i + 1), vec![o, ci, k, k]));
                     t.push((format!("{p}.norm{}.weight", i + 1), vec![o]));
                     t.push((format!("{p}.norm{}.bias", i + 1), vec![o]));
@@ -319,9 +351,18 @@ impl ModelConfig {
         let d = self.hidden_size;
         let (ph, pw) = self.patch_size;
         t.push(("vit.embeddings.cls_token".into(), vec![1, 1, d]));
-        t.push(("vit.embeddings.position_embeddings".into(), vec![1, self.seq_len(), d]));
-        t.push(("vit.embeddings.patch_embeddings.projection.weight".into(), vec![d, self.feature_channels(), ph, pw]));
-        t.push(("vit.embeddings.patch_embeddings.projection.bias".into(), vec![d]));
+        t.push((
+            "vit.embeddings.position_embeddings".into(),
+            vec![1, self.seq_len(), d],
+        ));
+        t.push((
+            "vit.embeddings.patch_embeddings.projection.weight".into(),
+            vec![d, self.feature_channels(), ph, pw],
+        ));
+        t.push((
+            "vit.embeddings.patch_embeddings.projection.bias".into(),
+            vec![d],
+        ));
         for i in 0..self.num_hidden_layers {
             let p = format!("vit.encoder.layer.{i}");
             for n in ["layernorm_before", "layernorm_after"] {
@@ -336,9 +377,18 @@ impl ModelConfig {
             }
             t.push((format!("{p}.attention.output.dense.weight"), vec![d, d]));
             t.push((format!("{p}.attention.output.dense.bias"), vec![d]));
-            t.push((format!("{p}.intermediate.dense.weight"), vec![self.intermediate_size, d]));
-            t.push((format!("{p}.intermediate.dense.bias"), vec![self.intermediate_size]));
-            t.push((format!("{p}.output.dense.weight"), vec![d, self.intermediate_size]));
+            t.push((
+                format!("{p}.intermediate.dense.weight"),
+                vec![self.intermediate_size, d],
+            ));
+            t.push((
+                format!("{p}.intermediate.dense.bias"),
+                vec![self.intermediate_size],
+            ));
+            t.push((
+                format!("{p}.output.dense.weight"),
+                vec![d, self.intermediate_size],
+            ));
             t.push((format!("{p}.output.dense.bias"), vec![d]));
         }
         t.push(("vit.layernorm.weight".into(), vec![d]));
@@ -374,7 +424,8 @@ impl ModelConfig {
         let n = self.seq_len() as f64;
         let (ph, pw) = self.patch_size;
         macs += self.num_patches() as f64 * d * (self.feature_channels() * ph * pw) as f64;
-        let per_layer = n * (4.0 * d * d + 2.0 * d * self.intermediate_size as f64) + 2.0 * n * n * d;
+        let per_layer =
+            n * (4.0 * d * d + 2.0 * d * self.intermediate_size as f64) + 2.0 * n * n * d;
         macs += per_layer * self.num_hidden_layers as f64;
         macs += d * self.num_labels() as f64;
         macs
@@ -385,7 +436,10 @@ impl BitConfig {
     fn from_raw(raw: RawBitConfig) -> Result<Self> {
         let what = "config.json backbone_config";
         if let Some(t) = &raw.model_type {
-            ensure!(t == "bit", "{what}: model_type {t:?} is not supported (only \"bit\")");
+            ensure!(
+                t == "bit",
+                "{what}: model_type {t:?} is not supported (only \"bit\")"
+            );
         }
         let layer = raw.layer_type.as_deref().unwrap_or("preactivation");
         ensure!(
@@ -393,7 +447,10 @@ impl BitConfig {
             "{what}: layer_type {layer:?} is not supported (only \"bottleneck\")"
         );
         let act = raw.hidden_act.as_deref().unwrap_or("relu");
-        ensure!(act == "relu", "{what}: hidden_act {act:?} is not supported (only \"relu\")");
+        ensure!(
+            act == "relu",
+            "{what}: hidden_act {act:?} is not supported (only \"relu\")"
+        );
         let pad = raw.global_padding.as_deref().unwrap_or("None");
         ensure!(
             pad.eq_ignore_ascii_case("same"),
@@ -404,11 +461,19 @@ impl BitConfig {
             "{what}: embedding_dynamic_padding must be true (the stem pool pads like SAME)"
         );
         let ch = raw.num_channels.unwrap_or(3);
-        ensure!(ch == 3, "{what}: num_channels {ch} is not supported (only 3)");
+        ensure!(
+            ch == 3,
+            "{what}: num_channels {ch} is not supported (only 3)"
+        );
         let depths = raw.depths.unwrap_or_else(|| vec![3, 4, 6, 3]);
-        let hidden_sizes = raw.hidden_sizes.unwrap_or_else(|| vec![256, 512, 1024, 2048]);
+        let hidden_sizes = raw
+            .hidden_sizes
+            .unwrap_or_else(|| vec![256, 512, 1024, 2048]);
         let width = raw.width_factor.unwrap_or(1.0);
-        ensure!(width > 0.0 && width.is_finite(), "{what}: width_factor {width} is invalid");
+        ensure!(
+            width > 0.0 && width.is_finite(),
+            "{what}: width_factor {width} is invalid"
+        );
         let num_stages = depths.len().min(hidden_sizes.len());
         ensure!(num_stages > 0, "{what}: depths is empty");
         // transformers' BitBackbone stage names: "stem", "stage1", ...; the feature map is the
@@ -443,9 +508,16 @@ impl BitConfig {
         ensure!(depths.iter().all(|&d| d > 0), "{what}: a stage has depth 0");
         let num_groups = positive(raw.num_groups, 32, "backbone_config.num_groups")?;
         let embedding_size = positive(raw.embedding_size, 64, "backbone_config.embedding_size")?;
-        let stage_channels: Vec<usize> =
-            hidden_sizes[..used].iter().map(|&h| make_div(h as f64 * width, 8)).collect();
-        let cfg = Self { embedding_size, num_groups, depths, stage_channels };
+        let stage_channels: Vec<usize> = hidden_sizes[..used]
+            .iter()
+            .map(|&h| make_div(h as f64 * width, 8))
+            .collect();
+        let cfg = Self {
+            embedding_size,
+            num_groups,
+            depths,
+            stage_channels,
+        };
         ensure!(
             embedding_size % num_groups == 0,
             "{what}: embedding_size {embedding_size} is not divisible by num_groups {num_groups}"

@@ -28,10 +28,23 @@ pub struct Gpu {
 }
 
 /// Every adapter wgpu can see, in the order `GpuOptions::adapter` indexes them.
+/// Without a choice (or `WGPU_BACKEND`), the primary backends (Vulkan, Metal, DX12) come first
+/// and GL is only probed when they offer nothing: its probing is slow and noisy.
 pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
-    let instance = new_instance(backends);
-    let backends = backends.unwrap_or_else(|| wgpu::Backends::all().with_env());
-    pollster::block_on(instance.enumerate_adapters(backends))
+    let chosen = backends.or_else(wgpu::Backends::from_env);
+    let enumerate =
+        |b: wgpu::Backends| pollster::block_on(new_instance(Some(b)).enumerate_adapters(b));
+    match chosen {
+        Some(b) => enumerate(b),
+        None => {
+            let primary = enumerate(wgpu::Backends::PRIMARY);
+            if primary.is_empty() {
+                enumerate(wgpu::Backends::SECONDARY)
+            } else {
+                primary
+            }
+        }
+    }
 }
 
 fn new_instance(backends: Option<wgpu::Backends>) -> wgpu::Instance {
@@ -69,13 +82,19 @@ fn pick_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
                 wgpu::DeviceType::Cpu => 4,
             };
             let best = adapters.iter().map(rank).min().unwrap_or(0);
-            Ok(adapters.into_iter().find(|a| rank(a) == best).expect("non-empty"))
+            Ok(adapters
+                .into_iter()
+                .find(|a| rank(a) == best)
+                .expect("non-empty"))
         }
         Some(sel) => {
             if let Ok(i) = sel.parse::<usize>() {
                 let n = adapters.len();
                 return adapters.into_iter().nth(i).ok_or_else(|| {
-                    anyhow!("adapter index {i} out of range: {n} adapters ({})", names.join(", "))
+                    anyhow!(
+                        "adapter index {i} out of range: {n} adapters ({})",
+                        names.join(", ")
+                    )
                 });
             }
             let needle = sel.to_lowercase();
@@ -83,7 +102,10 @@ fn pick_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
                 .into_iter()
                 .find(|a| a.get_info().name.to_lowercase().contains(&needle))
                 .ok_or_else(|| {
-                    anyhow!("no adapter name contains {sel:?}; available: {}", names.join(", "))
+                    anyhow!(
+                        "no adapter name contains {sel:?}; available: {}",
+                        names.join(", ")
+                    )
                 })
         }
     }
@@ -125,7 +147,7 @@ impl Gpu {
     /// The largest buffer one binding may cover on this device.
     pub fn max_binding_bytes(&self) -> u64 {
         let l = self.device.limits();
-        (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size)
+        l.max_storage_buffer_binding_size.min(l.max_buffer_size)
     }
 
     /// The pipeline for one entry point of a kernel, compiled once per device.

@@ -3,7 +3,12 @@
 
 pub mod config;
 pub mod gpu;
+pub mod input;
 pub mod model;
 pub mod npy;
 pub mod ops;
 pub mod preprocess;
+pub mod profile;
+
+pub use gpu::{Gpu, GpuOptions};
+pub use model::{Classification, Model, Prediction};

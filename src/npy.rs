@@ -31,10 +31,14 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 
     // magic (6) + version (2) + header length (2 bytes in v1, 4 in v2/v3)
     let mut prefix = [0u8; 8];
-    file.read_exact(&mut prefix)
-        .with_context(|| format!("npy file {shown}: too short for the magic and version ({file_len} bytes)"))?;
+    file.read_exact(&mut prefix).with_context(|| {
+        format!("npy file {shown}: too short for the magic and version ({file_len} bytes)")
+    })?;
     if &prefix[..6] != MAGIC {
-        bail!("npy file {shown}: bad magic {:02x?}, not a NumPy .npy file", &prefix[..6]);
+        bail!(
+            "npy file {shown}: bad magic {:02x?}, not a NumPy .npy file",
+            &prefix[..6]
+        );
     }
     let (major, minor) = (prefix[6], prefix[7]);
     let len_bytes = match major {
@@ -61,7 +65,8 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .ok()
         .filter(|h| h.is_ascii())
         .with_context(|| format!("npy file {shown}: header is not ASCII text"))?;
-    let header = parse_header(header).with_context(|| format!("npy file {shown}: bad header {header:?}"))?;
+    let header =
+        parse_header(header).with_context(|| format!("npy file {shown}: bad header {header:?}"))?;
 
     if header.descr != "<f4" {
         bail!(
@@ -71,7 +76,9 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         );
     }
     if header.fortran_order {
-        bail!("npy file {shown}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
+        bail!(
+            "npy file {shown}: Fortran-ordered arrays are not supported (save with np.ascontiguousarray)"
+        );
     }
     let count = header
         .shape
@@ -200,7 +207,10 @@ struct Header {
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`, by hand: it is the only
 /// Python syntax NumPy writes there, and evaluating anything would be unsafe.
 fn parse_header(text: &str) -> Result<Header> {
-    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let (mut descr, mut fortran, mut shape) = (None, None, None);
     p.expect(b'{')?;
     loop {
@@ -222,7 +232,11 @@ fn parse_header(text: &str) -> Result<Header> {
         }
     }
     p.skip_ws();
-    ensure!(p.i == p.s.len(), "trailing text after the dict at byte {}", p.i);
+    ensure!(
+        p.i == p.s.len(),
+        "trailing text after the dict at byte {}",
+        p.i
+    );
     Ok(Header {
         descr: descr.context("missing key 'descr'")?,
         fortran_order: fortran.context("missing key 'fortran_order'")?,
@@ -276,7 +290,11 @@ impl Parser<'_> {
     fn word(&mut self) -> &[u8] {
         self.skip_ws();
         let start = self.i;
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
             self.i += 1;
         }
         &self.s[start..self.i]
@@ -287,7 +305,10 @@ impl Parser<'_> {
         match self.word() {
             b"True" => Ok(true),
             b"False" => Ok(false),
-            w => bail!("expected True or False at byte {at}, got {:?}", String::from_utf8_lossy(w)),
+            w => bail!(
+                "expected True or False at byte {at}, got {:?}",
+                String::from_utf8_lossy(w)
+            ),
         }
     }
 
@@ -327,7 +348,8 @@ mod tests {
 
     /// A fresh, empty directory per test so parallel tests never collide.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vit-hybrid-npy-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("vit-hybrid-npy-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -354,22 +376,39 @@ mod tests {
     #[test]
     fn roundtrip_shapes() {
         let dir = scratch("roundtrip");
-        for shape in [vec![], vec![0], vec![5], vec![2, 3], vec![1, 3, 4, 2], vec![7, 0, 3]] {
+        for shape in [
+            vec![],
+            vec![0],
+            vec![5],
+            vec![2, 3],
+            vec![1, 3, 4, 2],
+            vec![7, 0, 3],
+        ] {
             let n: usize = shape.iter().product();
             let data: Vec<f32> = (0..n).map(|i| i as f32 * -0.25 + 1e-7).collect();
             let path = dir.join(format!("a{}.npy", shape.len()));
             write_f32(&path, &shape, &data).unwrap();
             let bytes = fs::read(&path).unwrap();
             let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-            assert_eq!((10 + header_len) % ALIGN, 0, "data not aligned for {shape:?}");
+            assert_eq!(
+                (10 + header_len) % ALIGN,
+                0,
+                "data not aligned for {shape:?}"
+            );
             assert_eq!(bytes[9 + header_len], b'\n');
             let (got_shape, got) = read_f32(&path).unwrap();
             assert_eq!(got_shape, shape);
             assert_eq!(got, data);
         }
         // no temporary files left behind
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")),
+            "{names:?}"
+        );
     }
 
     #[test]
@@ -379,16 +418,28 @@ mod tests {
         let text = std::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
         assert_eq!(h.len(), 128);
-        assert!(std::str::from_utf8(&header_bytes(&[5])).unwrap().contains("(5,)"));
+        assert!(
+            std::str::from_utf8(&header_bytes(&[5])[10..])
+                .unwrap()
+                .contains("(5,)")
+        );
     }
 
     #[test]
     fn reads_v2_and_v3_and_odd_spacing() {
         let dir = scratch("versions");
-        let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let data: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         for v in [2u8, 3] {
             let path = dir.join(format!("v{v}.npy"));
-            raw_npy(&path, v, "{\"shape\":(2L,),'fortran_order':False,  'descr':'<f4'}\n", &data);
+            raw_npy(
+                &path,
+                v,
+                "{\"shape\":(2L,),'fortran_order':False,  'descr':'<f4'}\n",
+                &data,
+            );
             assert_eq!(read_f32(&path).unwrap(), (vec![2], vec![1.5, -2.0]));
         }
     }
@@ -410,11 +461,24 @@ mod tests {
     fn lying_shape() {
         let dir = scratch("lying");
         let path = dir.join("l.npy");
-        raw_npy(&path, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3), }\n", &[0; 32]);
+        raw_npy(
+            &path,
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3), }\n",
+            &[0; 32],
+        );
         let msg = err_text(read_f32(&path));
-        assert!(msg.contains("needs 36 data bytes but the file holds 32"), "{msg}");
+        assert!(
+            msg.contains("needs 36 data bytes but the file holds 32"),
+            "{msg}"
+        );
         // too many bytes is as wrong as too few
-        raw_npy(&path, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", &[0; 12]);
+        raw_npy(
+            &path,
+            1,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n",
+            &[0; 12],
+        );
         assert!(err_text(read_f32(&path)).contains("needs 8"));
         // header length pointing past the end of the file
         let mut bytes = MAGIC.to_vec();
@@ -427,12 +491,19 @@ mod tests {
     fn huge_shape_errors_without_allocating() {
         let dir = scratch("huge");
         let path = dir.join("h.npy");
-        for shape in ["(4611686018427387904, 8)", "(1152921504606846976,)", "(99999999999999999999999,)"] {
+        for shape in [
+            "(4611686018427387904, 8)",
+            "(1152921504606846976,)",
+            "(99999999999999999999999,)",
+        ] {
             let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}\n");
             raw_npy(&path, 1, &dict, &[0; 16]);
             let msg = err_text(read_f32(&path));
             assert!(msg.contains("h.npy"), "{msg}");
-            assert!(msg.contains("overflow") || msg.contains("too large") || msg.contains("needs"), "{msg}");
+            assert!(
+                msg.contains("overflow") || msg.contains("too large") || msg.contains("needs"),
+                "{msg}"
+            );
         }
     }
 
@@ -452,7 +523,12 @@ mod tests {
     fn fortran_order_rejected() {
         let dir = scratch("fortran");
         let path = dir.join("f.npy");
-        raw_npy(&path, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }\n", &[0; 8]);
+        raw_npy(
+            &path,
+            1,
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 2), }\n",
+            &[0; 8],
+        );
         assert!(err_text(read_f32(&path)).contains("Fortran"));
     }
 
@@ -489,7 +565,11 @@ mod tests {
         }
         assert_eq!(
             parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (), }   \n").unwrap(),
-            Header { descr: "<f4".into(), fortran_order: false, shape: vec![] }
+            Header {
+                descr: "<f4".into(),
+                fortran_order: false,
+                shape: vec![]
+            }
         );
     }
 

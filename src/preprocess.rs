@@ -59,11 +59,19 @@ impl Filter {
             3 => Filter::Bicubic,
             // NEAREST goes through a different Pillow code path (an affine transform) and the
             // others need filters that nothing here uses; refuse rather than approximate.
-            0 => bail!("resample 0 (PIL NEAREST) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)"),
-            1 => bail!("resample 1 (PIL LANCZOS) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)"),
+            0 => {
+                bail!("resample 0 (PIL NEAREST) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)")
+            }
+            1 => {
+                bail!("resample 1 (PIL LANCZOS) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)")
+            }
             4 => bail!("resample 4 (PIL BOX) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)"),
-            5 => bail!("resample 5 (PIL HAMMING) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)"),
-            v => bail!("resample {v} is not a PIL resampling filter; use 2 (BILINEAR) or 3 (BICUBIC)"),
+            5 => {
+                bail!("resample 5 (PIL HAMMING) is not supported; use 2 (BILINEAR) or 3 (BICUBIC)")
+            }
+            v => bail!(
+                "resample {v} is not a PIL resampling filter; use 2 (BILINEAR) or 3 (BICUBIC)"
+            ),
         })
     }
 
@@ -277,14 +285,19 @@ fn parse_size(v: &Value) -> Result<ResizeTo> {
             let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
             keys.sort_unstable();
             match keys.as_slice() {
-                ["shortest_edge"] => Ok(ResizeTo::ShortestEdge(side(&o["shortest_edge"], "shortest_edge")?)),
+                ["shortest_edge"] => Ok(ResizeTo::ShortestEdge(side(
+                    &o["shortest_edge"],
+                    "shortest_edge",
+                )?)),
                 ["height", "width"] => Ok(ResizeTo::Exact {
                     height: side(&o["height"], "height")?,
                     width: side(&o["width"], "width")?,
                 }),
                 // e.g. "longest_edge": ViTHybrid's resize would silently ignore it; refuse
                 // rather than guess which behaviour the config's author wanted.
-                _ => bail!("keys {keys:?} are not supported; use {{\"shortest_edge\": n}} or {{\"height\": h, \"width\": w}}"),
+                _ => bail!(
+                    "keys {keys:?} are not supported; use {{\"shortest_edge\": n}} or {{\"height\": h, \"width\": w}}"
+                ),
             }
         }
         _ => bail!("expected an integer, [height, width] or a dict, got {v}"),
@@ -321,7 +334,10 @@ fn per_channel(v: &Value, key: &str) -> Result<[f64; 3]> {
     };
     match v {
         Value::Array(a) if a.len() == 3 => Ok([num(&a[0])?, num(&a[1])?, num(&a[2])?]),
-        Value::Array(a) => bail!("\"{key}\" must have 3 values (one per RGB channel), got {}", a.len()),
+        Value::Array(a) => bail!(
+            "\"{key}\" must have 3 values (one per RGB channel), got {}",
+            a.len()
+        ),
         _ => {
             let x = num(v)?;
             Ok([x; 3])
@@ -363,7 +379,13 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
 /// Float images (which Pillow cannot hold as RGB) are clamped to [0, 1] and scaled to 0..=255
 /// with rounding.
 pub fn to_rgb8(img: &DynamicImage) -> RgbImage {
-    fn map<T: Copy>(w: u32, h: u32, raw: &[T], channels: usize, f: impl Fn(&[T]) -> [u8; 3]) -> RgbImage {
+    fn map<T: Copy>(
+        w: u32,
+        h: u32,
+        raw: &[T],
+        channels: usize,
+        f: impl Fn(&[T]) -> [u8; 3],
+    ) -> RgbImage {
         let mut out = RgbImage::new(w, h);
         for (dst, src) in out.chunks_exact_mut(3).zip(raw.chunks_exact(channels)) {
             dst.copy_from_slice(&f(src));
@@ -379,11 +401,17 @@ pub fn to_rgb8(img: &DynamicImage) -> RgbImage {
         DynamicImage::ImageLuma8(i) => map(w, h, i.as_raw(), 1, |p| [p[0]; 3]),
         DynamicImage::ImageLumaA8(i) => map(w, h, i.as_raw(), 2, |p| [p[0]; 3]),
         DynamicImage::ImageRgb16(i) => map(w, h, i.as_raw(), 3, |p| [hi(p[0]), hi(p[1]), hi(p[2])]),
-        DynamicImage::ImageRgba16(i) => map(w, h, i.as_raw(), 4, |p| [hi(p[0]), hi(p[1]), hi(p[2])]),
+        DynamicImage::ImageRgba16(i) => {
+            map(w, h, i.as_raw(), 4, |p| [hi(p[0]), hi(p[1]), hi(p[2])])
+        }
         DynamicImage::ImageLuma16(i) => map(w, h, i.as_raw(), 1, |p| [hi(p[0]); 3]),
         DynamicImage::ImageLumaA16(i) => map(w, h, i.as_raw(), 2, |p| [hi(p[0]); 3]),
-        DynamicImage::ImageRgb32F(i) => map(w, h, i.as_raw(), 3, |p| [unit(p[0]), unit(p[1]), unit(p[2])]),
-        DynamicImage::ImageRgba32F(i) => map(w, h, i.as_raw(), 4, |p| [unit(p[0]), unit(p[1]), unit(p[2])]),
+        DynamicImage::ImageRgb32F(i) => map(w, h, i.as_raw(), 3, |p| {
+            [unit(p[0]), unit(p[1]), unit(p[2])]
+        }),
+        DynamicImage::ImageRgba32F(i) => map(w, h, i.as_raw(), 4, |p| {
+            [unit(p[0]), unit(p[1]), unit(p[2])]
+        }),
         // `DynamicImage` is non-exhaustive; a future variant gets the crate's own conversion.
         other => other.to_rgb8(),
     }
@@ -456,7 +484,10 @@ fn taps(filter: Filter, in_size: usize, out_size: usize, i: usize) -> Taps {
 /// `(v * 2^22 + 2^21) >> 22 == v`.
 fn identity_taps(range: Range<usize>) -> Vec<Taps> {
     range
-        .map(|start| Taps { start, weights: vec![1 << PRECISION_BITS] })
+        .map(|start| Taps {
+            start,
+            weights: vec![1 << PRECISION_BITS],
+        })
         .collect()
 }
 
@@ -480,9 +511,19 @@ pub fn resize(img: &RgbImage, out_w: u32, out_h: u32, filter: Filter) -> RgbImag
 }
 
 /// The pixels `cols` x `rows` of `img` resized to `out_w` x `out_h`, computed as Pillow's
-/// `ImagingResampleInner` computes them: a horizontal pass into 8-bit pixels (clipped), then
-/// a vertical pass, each skipped when its side keeps its size. Only the source rows the
-/// window needs go through the horizontal pass, as in Pillow (`ybox_first..ybox_last`).
+/// `ImagingResampleInner` computes them: two separable passes, the first one's result
+/// clipped to 8 bits, a pass skipped when its side keeps its size.
+///
+/// The order of the passes changed between Pillow releases, and with it the rounding:
+/// - Pillow <= 12.1: always horizontal first.
+/// - Pillow 12.2, 12.3: vertical first only for very tall images (height > 100 x width)
+///   whose height shrinks.
+/// - Pillow >= 13.0 (followed here): vertical first whenever the height shrinks and the
+///   width does not.
+///
+/// For shortest-edge resizes, which keep the aspect ratio, both sides shrink or neither
+/// does, so all releases agree for every image the decoder accepts; only exact
+/// `{height, width}` resizes that stretch one side and shrink the other can depend on it.
 fn resize_window(
     img: &RgbImage,
     filter: Filter,
@@ -492,9 +533,10 @@ fn resize_window(
     rows: Range<usize>,
 ) -> RgbImage {
     let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    let (win_w, win_h) = (cols.len(), rows.len());
     if in_w == 0 || in_h == 0 {
         // Nothing to sample from; Pillow refuses such images, we return black.
-        return RgbImage::new(cols.len() as u32, rows.len() as u32);
+        return RgbImage::new(win_w as u32, win_h as u32);
     }
     let h_taps = if out_w == in_w {
         identity_taps(cols)
@@ -506,23 +548,54 @@ fn resize_window(
     } else {
         rows.map(|y| taps(filter, in_h, out_h, y)).collect()
     };
-    let y0 = v_taps.iter().map(|t| t.start).min().unwrap_or(0);
-    let y1 = v_taps
+    let src = img.as_raw();
+    let pixels = if out_w >= in_w && out_h < in_h {
+        // Vertical pass over only the source columns the window reads, then horizontal.
+        let span = span(&h_taps);
+        let temp = vertical_pass(src, in_w, span.clone(), &v_taps, 0);
+        horizontal_pass(&temp, span.len(), 0..win_h, &h_taps, span.start)
+    } else {
+        // Horizontal pass over only the source rows the window reads (Pillow's
+        // `ybox_first..ybox_last`), then vertical.
+        let span = span(&v_taps);
+        let temp = horizontal_pass(src, in_w, span.clone(), &h_taps, 0);
+        vertical_pass(&temp, win_w, 0..win_w, &v_taps, span.start)
+    };
+    // Both passes produce exactly win_w * win_h pixels, so this cannot fail.
+    RgbImage::from_raw(win_w as u32, win_h as u32, pixels).unwrap_or_default()
+}
+
+/// The source indices a set of taps reads, first to last.
+fn span(taps: &[Taps]) -> Range<usize> {
+    let start = taps.iter().map(|t| t.start).min().unwrap_or(0);
+    let end = taps
         .iter()
         .map(|t| t.start + t.weights.len())
         .max()
-        .unwrap_or(0)
-        .max(y0);
+        .unwrap_or(0);
+    start..end.max(start)
+}
 
-    // Horizontal pass: source rows y0..y1 -> temp [y1 - y0, tw, 3].
-    let src = img.as_raw();
-    let tw = h_taps.len();
-    let mut temp = vec![0u8; (y1 - y0) * tw * 3];
-    for (trow, sy) in temp.chunks_exact_mut(tw * 3).zip(y0..y1) {
-        let srow = &src[sy * in_w * 3..(sy + 1) * in_w * 3];
-        for (dst, t) in trow.chunks_exact_mut(3).zip(&h_taps) {
+/// One horizontal pass (Pillow's `ImagingResampleHorizontal_8bpc`): rows `rows` of the RGB
+/// image `src` (`src_w` pixels wide) -> `[rows.len(), taps.len(), 3]`. `src` column 0 is
+/// source index `col_offset`.
+fn horizontal_pass(
+    src: &[u8],
+    src_w: usize,
+    rows: Range<usize>,
+    taps: &[Taps],
+    col_offset: usize,
+) -> Vec<u8> {
+    let out_w = taps.len();
+    let mut out = vec![0u8; rows.len() * out_w * 3];
+    for (orow, y) in out.chunks_exact_mut(out_w * 3).zip(rows) {
+        let srow = &src[y * src_w * 3..(y + 1) * src_w * 3];
+        for (dst, t) in orow.chunks_exact_mut(3).zip(taps) {
             let mut acc = [HALF; 3];
-            for (p, &k) in srow[t.start * 3..].chunks_exact(3).zip(&t.weights) {
+            for (p, &k) in srow[(t.start - col_offset) * 3..]
+                .chunks_exact(3)
+                .zip(&t.weights)
+            {
                 for c in 0..3 {
                     acc[c] += i64::from(p[c]) * i64::from(k);
                 }
@@ -532,14 +605,30 @@ fn resize_window(
             }
         }
     }
+    out
+}
 
-    // Vertical pass: temp -> out [rows, tw, 3].
-    let mut out = RgbImage::new(tw as u32, v_taps.len() as u32);
-    for (orow, t) in out.chunks_exact_mut(tw * 3).zip(&v_taps) {
-        let first = (t.start - y0) * tw * 3;
-        for (x, dst) in orow.chunks_exact_mut(3).enumerate() {
+/// One vertical pass (Pillow's `ImagingResampleVertical_8bpc`): columns `cols` of the RGB
+/// image `src` (`src_w` pixels wide) -> `[taps.len(), cols.len(), 3]`. `src` row 0 is source
+/// index `row_offset`.
+fn vertical_pass(
+    src: &[u8],
+    src_w: usize,
+    cols: Range<usize>,
+    taps: &[Taps],
+    row_offset: usize,
+) -> Vec<u8> {
+    let out_w = cols.len();
+    let mut out = vec![0u8; taps.len() * out_w * 3];
+    if out_w == 0 {
+        return out;
+    }
+    for (orow, t) in out.chunks_exact_mut(out_w * 3).zip(taps) {
+        let first_row = (t.start - row_offset) * src_w * 3;
+        for (dst, x) in orow.chunks_exact_mut(3).zip(cols.clone()) {
             let mut acc = [HALF; 3];
-            let column = temp[first + x * 3..].chunks(tw * 3);
+            // successive rows of column x, one chunk per row
+            let column = src[first_row + x * 3..].chunks(src_w * 3);
             for (p, &k) in column.zip(&t.weights) {
                 for c in 0..3 {
                     acc[c] += i64::from(p[c]) * i64::from(k);
@@ -559,7 +648,11 @@ fn resize_window(
 /// exact integer product correctly rounded, which f64 reproduces while the product stays
 /// below 2^53. A zero side leaves the size unchanged.
 pub fn resize_shortest_edge(width: usize, height: usize, shortest: usize) -> (usize, usize) {
-    let (short, long) = if width <= height { (width, height) } else { (height, width) };
+    let (short, long) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
     if short == 0 {
         return (width, height);
     }
@@ -617,7 +710,12 @@ pub fn center_crop(img: &RgbImage, crop_w: u32, crop_h: u32) -> RgbImage {
     )
     .to_image();
     let mut out = RgbImage::new(crop_w, crop_h);
-    paste(&mut out, &window, (cols.start as i64 - left) as usize, (rows.start as i64 - top) as usize);
+    paste(
+        &mut out,
+        &window,
+        (cols.start as i64 - left) as usize,
+        (rows.start as i64 - top) as usize,
+    );
     out
 }
 
@@ -642,7 +740,9 @@ pub fn preprocess(img: &DynamicImage, cfg: &PreprocessConfig) -> Result<Pixels> 
         // anything but three of them fails there too. 16-bit and float RGB are still
         // reduced to 8 bits, which is how Pillow would have opened them.
         match img {
-            DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgb32F(_) => to_rgb8(img),
+            DynamicImage::ImageRgb8(_)
+            | DynamicImage::ImageRgb16(_)
+            | DynamicImage::ImageRgb32F(_) => to_rgb8(img),
             other => bail!(
                 "the image is {:?} and do_convert_rgb is false; only RGB images can be used without conversion",
                 other.color()
@@ -676,13 +776,20 @@ pub fn preprocess_rgb(rgb: &RgbImage, cfg: &PreprocessConfig) -> Result<Pixels> 
         (0, 0)
     };
     let (rows, cols) = (overlap(top, oh, rh), overlap(left, ow, rw));
-    let (x, y) = ((cols.start as i64 - left) as usize, (rows.start as i64 - top) as usize);
+    let (x, y) = (
+        (cols.start as i64 - left) as usize,
+        (rows.start as i64 - top) as usize,
+    );
     let window = resize_window(rgb, cfg.resample, rw, rh, cols, rows);
     // Pixels outside the window stay 0: the crop's zero padding, applied to u8 pixels before
     // rescaling, exactly where transformers applies it.
     let mut canvas = RgbImage::new(ow as u32, oh as u32);
     paste(&mut canvas, &window, x, y);
-    Ok(Pixels { data: to_tensor(&canvas, cfg), height: oh, width: ow })
+    Ok(Pixels {
+        data: to_tensor(&canvas, cfg),
+        height: oh,
+        width: ow,
+    })
 }
 
 /// Reads, decodes and preprocesses an image file.
@@ -721,13 +828,13 @@ fn to_tensor(img: &RgbImage, cfg: &PreprocessConfig) -> Vec<f32> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
 
     /// The deterministic test image the reference script in the comments below also builds:
     /// value i of the HWC byte array is (37 i + ((i^2 + seed) mod 17) 13 + 11 seed) mod 256,
     /// with every 5th byte 255 and every 7th 0 so the negative lobes overshoot and clip.
-    pub(super) fn pattern(w: u32, h: u32, seed: u64) -> RgbImage {
+    fn pattern(w: u32, h: u32, seed: u64) -> RgbImage {
         let n = (w * h * 3) as u64;
         let bytes = (0..n)
             .map(|i| {
@@ -746,7 +853,11 @@ pub(super) mod tests {
         for (i, t) in taps.iter().enumerate() {
             let sum: i64 = t.weights.iter().map(|&k| i64::from(k)).sum();
             let slack = t.weights.len() as i64; // each weight rounds by at most 1/2
-            assert!((sum - (1 << 22)).abs() <= slack, "output {i}: weights {:?} sum to {sum}", t.weights);
+            assert!(
+                (sum - (1 << 22)).abs() <= slack,
+                "output {i}: weights {:?} sum to {sum}",
+                t.weights
+            );
         }
     }
 
@@ -755,9 +866,27 @@ pub(super) mod tests {
         // scale 1: center = i + 0.5, taps i-1..i+3 read cubic(-1), cubic(0), cubic(1), cubic(2)
         // = 0, 1, 0, 0; at the left edge xmin = int(-1.0) = -1 is clamped to 0.
         let taps = bicubic_coefficients(5, 5);
-        assert_eq!(taps[0], Taps { start: 0, weights: vec![1 << 22, 0, 0] });
-        assert_eq!(taps[2], Taps { start: 1, weights: vec![0, 1 << 22, 0, 0] });
-        assert_eq!(taps[4], Taps { start: 3, weights: vec![0, 1 << 22] });
+        assert_eq!(
+            taps[0],
+            Taps {
+                start: 0,
+                weights: vec![1 << 22, 0, 0]
+            }
+        );
+        assert_eq!(
+            taps[2],
+            Taps {
+                start: 1,
+                weights: vec![0, 1 << 22, 0, 0]
+            }
+        );
+        assert_eq!(
+            taps[4],
+            Taps {
+                start: 3,
+                weights: vec![0, 1 << 22]
+            }
+        );
     }
 
     #[test]
@@ -767,16 +896,28 @@ pub(super) mod tests {
         // cubic = 111/128, 111/128, 29/128, -9/128, -3/128, summing to 239/128; normalised
         // 111/239 etc., times 2^22 rounded: 1947982, 508932, -157945, -52648.
         let taps = bicubic_coefficients(8, 4);
-        assert_eq!(taps[0], Taps { start: 0, weights: vec![1947982, 1947982, 508932, -157945, -52648] });
+        assert_eq!(
+            taps[0],
+            Taps {
+                start: 0,
+                weights: vec![1947982, 1947982, 508932, -157945, -52648]
+            }
+        );
         // Output 1: center 3, xmin = int(-0.5) = 0 (truncation, not floor), xmax = int(7.5) = 7;
         // cubic = -9, 29, 111, 111, 29, -9, -3 (/128), sum 259/128.
         assert_eq!(
             taps[1],
-            Taps { start: 0, weights: vec![-145748, 469632, 1797559, 1797559, 469632, -145748, -48583] }
+            Taps {
+                start: 0,
+                weights: vec![-145748, 469632, 1797559, 1797559, 469632, -145748, -48583]
+            }
         );
         // the last output mirrors the first
         assert_eq!(taps[3].start, 3);
-        assert_eq!(taps[3].weights, vec![-52648, -157945, 508932, 1947982, 1947982]);
+        assert_eq!(
+            taps[3].weights,
+            vec![-52648, -157945, 508932, 1947982, 1947982]
+        );
         assert_sums_to_one(&taps);
     }
 
@@ -785,12 +926,30 @@ pub(super) mod tests {
         // scale 0.5, support 2, ss 1. Output 0: center 0.25, taps 0..2 at 0.25, 1.25:
         // 111/128, -9/128, sum 102/128 -> 111/102, -9/102.
         let taps = bicubic_coefficients(4, 8);
-        assert_eq!(taps[0], Taps { start: 0, weights: vec![4564390, -370086] });
+        assert_eq!(
+            taps[0],
+            Taps {
+                start: 0,
+                weights: vec![4564390, -370086]
+            }
+        );
         // Output 1: center 0.75, taps 0..3 at -0.25, 0.75, 1.75: 111, 29, -3 (/137).
-        assert_eq!(taps[1], Taps { start: 0, weights: vec![3398305, 887845, -91846] });
+        assert_eq!(
+            taps[1],
+            Taps {
+                start: 0,
+                weights: vec![3398305, 887845, -91846]
+            }
+        );
         // Output 3: center 1.75, taps 0..4 at -1.25, -0.25, 0.75, 1.75: -9, 111, 29, -3, which
         // already sum to 128/128, so the weights are exact multiples of 2^22 / 128 = 32768.
-        assert_eq!(taps[3], Taps { start: 0, weights: vec![-294912, 3637248, 950272, -98304] });
+        assert_eq!(
+            taps[3],
+            Taps {
+                start: 0,
+                weights: vec![-294912, 3637248, 950272, -98304]
+            }
+        );
         assert_sums_to_one(&taps);
     }
 
@@ -802,57 +961,95 @@ pub(super) mod tests {
         assert_sums_to_one(&coefficients(Filter::Bilinear, 17, 5));
         assert!(bicubic_coefficients(5, 0).is_empty());
         // an empty source gives taps with no weights, not a panic
-        assert!(bicubic_coefficients(0, 3).iter().all(|t| t.weights.is_empty()));
+        assert!(
+            bicubic_coefficients(0, 3)
+                .iter()
+                .all(|t| t.weights.is_empty())
+        );
     }
 
     // Expected bytes below are Pillow 13.0.0's
     // `Image.fromarray(pattern(w, h, seed)).resize((ow, oh), resample, reducing_gap=None)`.
     const PIL_BICUBIC_7X5_TO_3X4: [u8; 36] = [
-        100, 110, 204, 86, 144, 152, 179, 125, 152, 96, 151, 148, 194, 58, 164, 130, 181, 89, 111, 106, 219, 121,
-        100, 175, 151, 145, 91, 138, 122, 185, 115, 75, 136, 166, 144, 122,
+        100, 110, 204, 86, 144, 152, 179, 125, 152, 96, 151, 148, 194, 58, 164, 130, 181, 89, 111,
+        106, 219, 121, 100, 175, 151, 145, 91, 138, 122, 185, 115, 75, 136, 166, 144, 122,
     ];
     const PIL_BILINEAR_7X5_TO_3X4: [u8; 36] = [
-        103, 114, 195, 94, 141, 160, 172, 126, 147, 102, 143, 152, 178, 75, 165, 134, 170, 95, 114, 113, 207, 126,
-        98, 175, 146, 144, 98, 137, 120, 179, 116, 83, 147, 166, 142, 117,
+        103, 114, 195, 94, 141, 160, 172, 126, 147, 102, 143, 152, 178, 75, 165, 134, 170, 95, 114,
+        113, 207, 126, 98, 175, 146, 144, 98, 137, 120, 179, 116, 83, 147, 166, 142, 117,
     ];
     const PIL_BICUBIC_13X1_TO_4X3: [u8; 36] = [
-        35, 133, 169, 156, 119, 144, 118, 153, 194, 127, 38, 84, 35, 133, 169, 156, 119, 144, 118, 153, 194, 127, 38,
-        84, 35, 133, 169, 156, 119, 144, 118, 153, 194, 127, 38, 84,
+        35, 133, 169, 156, 119, 144, 118, 153, 194, 127, 38, 84, 35, 133, 169, 156, 119, 144, 118,
+        153, 194, 127, 38, 84, 35, 133, 169, 156, 119, 144, 118, 153, 194, 127, 38, 84,
     ];
     const PIL_BICUBIC_4X9_TO_2X9: [u8; 54] = [
-        76, 112, 150, 179, 114, 142, 220, 75, 43, 59, 96, 130, 82, 130, 69, 187, 127, 63, 80, 185, 92, 138, 188, 168,
-        28, 48, 169, 225, 234, 122, 123, 156, 213, 117, 69, 125, 141, 120, 76, 164, 142, 213, 73, 214, 88, 235, 21,
-        230, 136, 136, 58, 54, 208, 176,
+        76, 112, 150, 179, 114, 142, 220, 75, 43, 59, 96, 130, 82, 130, 69, 187, 127, 63, 80, 185,
+        92, 138, 188, 168, 28, 48, 169, 225, 234, 122, 123, 156, 213, 117, 69, 125, 141, 120, 76,
+        164, 142, 213, 73, 214, 88, 235, 21, 230, 136, 136, 58, 54, 208, 176,
     ];
     const PIL_BICUBIC_5X3_TO_11X8: [u8; 264] = [
-        0, 84, 167, 0, 110, 189, 0, 175, 245, 4, 189, 242, 27, 64, 93, 44, 0, 0, 38, 101, 91, 27, 248, 227, 40, 185,
-        159, 61, 40, 14, 71, 0, 0, 9, 92, 166, 11, 112, 188, 20, 161, 244, 29, 170, 244, 34, 71, 107, 38, 7, 7, 38,
-        120, 98, 39, 249, 218, 59, 182, 161, 84, 39, 37, 94, 0, 7, 101, 120, 170, 103, 121, 193, 112, 127, 250, 103,
-        122, 255, 52, 86, 149, 17, 75, 62, 35, 168, 119, 76, 251, 201, 117, 177, 171, 154, 36, 101, 167, 0, 85, 216,
-        149, 168, 217, 129, 190, 219, 81, 246, 186, 61, 255, 76, 107, 197, 0, 164, 133, 36, 228, 142, 119, 254, 172,
-        181, 169, 178, 231, 33, 176, 245, 0, 179, 255, 137, 133, 255, 111, 150, 235, 48, 194, 182, 32, 217, 85, 124,
-        196, 21, 219, 167, 55, 255, 142, 125, 255, 127, 176, 166, 151, 215, 35, 190, 226, 0, 205, 255, 83, 64, 246,
-        67, 70, 158, 27, 90, 89, 33, 106, 83, 141, 147, 90, 242, 167, 92, 255, 119, 96, 255, 62, 102, 167, 87, 107,
-        41, 145, 109, 0, 166, 255, 37, 9, 223, 32, 7, 88, 14, 8, 8, 39, 19, 78, 152, 104, 146, 252, 161, 121, 255, 98,
-        69, 255, 13, 37, 169, 37, 15, 46, 102, 9, 0, 127, 255, 21, 0, 218, 18, 0, 65, 7, 0, 0, 39, 0, 77, 157, 89,
-        167, 255, 161, 132, 255, 91, 61, 255, 0, 15, 169, 18, 0, 47, 88, 0, 0, 116,
+        0, 84, 167, 0, 110, 189, 0, 175, 245, 4, 189, 242, 27, 64, 93, 44, 0, 0, 38, 101, 91, 27,
+        248, 227, 40, 185, 159, 61, 40, 14, 71, 0, 0, 9, 92, 166, 11, 112, 188, 20, 161, 244, 29,
+        170, 244, 34, 71, 107, 38, 7, 7, 38, 120, 98, 39, 249, 218, 59, 182, 161, 84, 39, 37, 94,
+        0, 7, 101, 120, 170, 103, 121, 193, 112, 127, 250, 103, 122, 255, 52, 86, 149, 17, 75, 62,
+        35, 168, 119, 76, 251, 201, 117, 177, 171, 154, 36, 101, 167, 0, 85, 216, 149, 168, 217,
+        129, 190, 219, 81, 246, 186, 61, 255, 76, 107, 197, 0, 164, 133, 36, 228, 142, 119, 254,
+        172, 181, 169, 178, 231, 33, 176, 245, 0, 179, 255, 137, 133, 255, 111, 150, 235, 48, 194,
+        182, 32, 217, 85, 124, 196, 21, 219, 167, 55, 255, 142, 125, 255, 127, 176, 166, 151, 215,
+        35, 190, 226, 0, 205, 255, 83, 64, 246, 67, 70, 158, 27, 90, 89, 33, 106, 83, 141, 147, 90,
+        242, 167, 92, 255, 119, 96, 255, 62, 102, 167, 87, 107, 41, 145, 109, 0, 166, 255, 37, 9,
+        223, 32, 7, 88, 14, 8, 8, 39, 19, 78, 152, 104, 146, 252, 161, 121, 255, 98, 69, 255, 13,
+        37, 169, 37, 15, 46, 102, 9, 0, 127, 255, 21, 0, 218, 18, 0, 65, 7, 0, 0, 39, 0, 77, 157,
+        89, 167, 255, 161, 132, 255, 91, 61, 255, 0, 15, 169, 18, 0, 47, 88, 0, 0, 116,
+    ];
+
+    const PIL_BICUBIC_3X8_TO_6X5: [u8; 90] = [
+        0, 124, 126, 30, 134, 132, 126, 157, 143, 198, 127, 158, 235, 49, 175, 253, 13, 183, 131,
+        205, 238, 109, 188, 196, 62, 152, 106, 69, 154, 68, 129, 194, 88, 157, 213, 97, 148, 102,
+        136, 149, 106, 158, 149, 114, 204, 131, 153, 171, 96, 216, 65, 80, 246, 14, 196, 142, 98,
+        166, 118, 124, 103, 67, 179, 79, 75, 185, 97, 140, 141, 106, 171, 120, 21, 125, 152, 47,
+        126, 149, 103, 128, 144, 168, 111, 135, 234, 75, 123, 255, 59, 117,
+    ];
+    const PIL_BICUBIC_7X3_TO_4X6: [u8; 72] = [
+        3, 76, 196, 0, 107, 247, 90, 214, 63, 227, 174, 193, 11, 118, 179, 47, 91, 234, 125, 205,
+        67, 186, 197, 189, 30, 206, 144, 172, 56, 208, 199, 185, 76, 100, 246, 181, 62, 188, 126,
+        217, 42, 210, 198, 181, 80, 91, 235, 139, 104, 66, 129, 176, 50, 240, 121, 194, 81, 160,
+        166, 69, 124, 9, 130, 156, 54, 254, 84, 200, 81, 192, 133, 35,
+    ];
+    const PIL_BICUBIC_5X9_TO_5X4: [u8; 60] = [
+        153, 91, 173, 150, 75, 205, 28, 92, 89, 92, 255, 201, 142, 102, 109, 255, 112, 186, 156,
+        17, 175, 153, 146, 224, 97, 192, 137, 89, 63, 153, 240, 153, 31, 61, 139, 255, 162, 172,
+        100, 7, 192, 185, 203, 72, 184, 141, 120, 66, 200, 170, 255, 106, 54, 99, 85, 255, 146, 80,
+        26, 79,
     ];
 
     fn assert_bytes(got: &RgbImage, want: &[u8], what: &str) {
         assert_eq!(got.as_raw().len(), want.len(), "{what}: length");
         if let Some(i) = got.as_raw().iter().zip(want).position(|(a, b)| a != b) {
-            panic!("{what}: byte {i} (pixel {}, channel {}) is {} but Pillow gives {}", i / 3, i % 3, got.as_raw()[i], want[i]);
+            panic!(
+                "{what}: byte {i} (pixel {}, channel {}) is {} but Pillow gives {}",
+                i / 3,
+                i % 3,
+                got.as_raw()[i],
+                want[i]
+            );
         }
     }
 
     #[test]
     fn resize_matches_pillow() {
-        let cases: [(u32, u32, u32, u32, u64, Filter, &[u8]); 5] = [
+        let cases: [(u32, u32, u32, u32, u64, Filter, &[u8]); 8] = [
             (7, 5, 3, 4, 1, Filter::Bicubic, &PIL_BICUBIC_7X5_TO_3X4),
             (5, 3, 11, 8, 2, Filter::Bicubic, &PIL_BICUBIC_5X3_TO_11X8),
             (13, 1, 4, 3, 3, Filter::Bicubic, &PIL_BICUBIC_13X1_TO_4X3),
             (4, 9, 2, 9, 7, Filter::Bicubic, &PIL_BICUBIC_4X9_TO_2X9), // vertical pass skipped
             (7, 5, 3, 4, 1, Filter::Bilinear, &PIL_BILINEAR_7X5_TO_3X4),
+            // width grows, height shrinks: Pillow >= 13 runs the vertical pass first
+            (3, 8, 6, 5, 10, Filter::Bicubic, &PIL_BICUBIC_3X8_TO_6X5),
+            // width shrinks, height grows: horizontal first
+            (7, 3, 4, 6, 11, Filter::Bicubic, &PIL_BICUBIC_7X3_TO_4X6),
+            // width kept, height shrinks: only the vertical pass
+            (5, 9, 5, 4, 12, Filter::Bicubic, &PIL_BICUBIC_5X9_TO_5X4),
         ];
         for (w, h, ow, oh, seed, filter, want) in cases {
             let got = resize(&pattern(w, h, seed), ow, oh, filter);
@@ -870,19 +1067,47 @@ pub(super) mod tests {
             for v in [0u8, 1, 128, 254, 255] {
                 let img = RgbImage::from_pixel(w, h, image::Rgb([v, 255 - v, v / 2]));
                 let out = resize_bicubic(&img, ow, oh);
-                assert!(out.pixels().all(|p| p.0 == [v, 255 - v, v / 2]), "{w}x{h}->{ow}x{oh} value {v}");
+                assert!(
+                    out.pixels().all(|p| p.0 == [v, 255 - v, v / 2]),
+                    "{w}x{h}->{ow}x{oh} value {v}"
+                );
             }
         }
     }
 
     #[test]
     fn windowed_resize_equals_resize_then_crop() {
-        for (w, h, ow, oh) in [(7, 5, 3, 4), (5, 3, 11, 8), (20, 9, 13, 31), (6, 6, 6, 2)] {
+        // both pass orders: (3, 8, 6, 5) and (6, 6, 6, 2) run vertical first
+        for (w, h, ow, oh) in [
+            (7, 5, 3, 4),
+            (5, 3, 11, 8),
+            (20, 9, 13, 31),
+            (6, 6, 6, 2),
+            (3, 8, 6, 5),
+        ] {
             let img = pattern(w, h, 5);
             let full = resize_bicubic(&img, ow, oh);
-            for (cols, rows) in [(1..ow - 1, 0..oh), (0..1, oh - 1..oh), (ow / 2..ow, 1..oh / 2 + 1)] {
-                let win = resize_window(&img, Filter::Bicubic, ow as usize, oh as usize, cols.start as usize..cols.end as usize, rows.start as usize..rows.end as usize);
-                let want = image::imageops::crop_imm(&full, cols.start, rows.start, cols.len() as u32, rows.len() as u32).to_image();
+            for (cols, rows) in [
+                (1..ow - 1, 0..oh),
+                (0..1, oh - 1..oh),
+                (ow / 2..ow, 1..oh / 2 + 1),
+            ] {
+                let win = resize_window(
+                    &img,
+                    Filter::Bicubic,
+                    ow as usize,
+                    oh as usize,
+                    cols.start as usize..cols.end as usize,
+                    rows.start as usize..rows.end as usize,
+                );
+                let want = image::imageops::crop_imm(
+                    &full,
+                    cols.start,
+                    rows.start,
+                    cols.len() as u32,
+                    rows.len() as u32,
+                )
+                .to_image();
                 assert_eq!(win, want, "{w}x{h}->{ow}x{oh} window {cols:?} x {rows:?}");
             }
         }
@@ -912,13 +1137,19 @@ pub(super) mod tests {
         assert_eq!(center_crop_offset(3, 6), -2); // floor(-3/2): 2 zero rows before, 1 after
         assert_eq!(center_crop_offset(4, 6), -1);
 
-        let img = RgbImage::from_fn(3, 2, |x, y| image::Rgb([10 * x as u8 + 1, 10 * y as u8 + 1, 7]));
+        let img = RgbImage::from_fn(3, 2, |x, y| {
+            image::Rgb([10 * x as u8 + 1, 10 * y as u8 + 1, 7])
+        });
         // wider crop than image on both axes: 3x2 into 6x5, offsets (-2, -2)
         let out = center_crop(&img, 6, 5);
         assert_eq!(out.dimensions(), (6, 5));
         for (x, y, p) in out.enumerate_pixels() {
             let inside = (2..5).contains(&x) && (2..4).contains(&y);
-            let want = if inside { *img.get_pixel(x - 2, y - 2) } else { image::Rgb([0, 0, 0]) };
+            let want = if inside {
+                *img.get_pixel(x - 2, y - 2)
+            } else {
+                image::Rgb([0, 0, 0])
+            };
             assert_eq!(*p, want, "pixel ({x}, {y})");
         }
         // mixed: narrower in x, taller in y
@@ -932,27 +1163,46 @@ pub(super) mod tests {
         use image::{ImageBuffer, Luma, LumaA, Rgb, Rgba};
         let gray = DynamicImage::ImageLuma8(ImageBuffer::from_raw(2, 1, vec![10, 200]).unwrap());
         assert_eq!(to_rgb8(&gray).as_raw(), &[10, 10, 10, 200, 200, 200]);
-        let gray_a = DynamicImage::ImageLumaA8(ImageBuffer::<LumaA<u8>, _>::from_raw(2, 1, vec![10, 0, 200, 128]).unwrap());
+        let gray_a = DynamicImage::ImageLumaA8(
+            ImageBuffer::<LumaA<u8>, _>::from_raw(2, 1, vec![10, 0, 200, 128]).unwrap(),
+        );
         assert_eq!(to_rgb8(&gray_a).as_raw(), &[10, 10, 10, 200, 200, 200]);
         // fully transparent pixels keep their colour: dropped, not composited on black or white
-        let rgba = DynamicImage::ImageRgba8(ImageBuffer::<Rgba<u8>, _>::from_raw(1, 1, vec![10, 20, 30, 0]).unwrap());
+        let rgba = DynamicImage::ImageRgba8(
+            ImageBuffer::<Rgba<u8>, _>::from_raw(1, 1, vec![10, 20, 30, 0]).unwrap(),
+        );
         assert_eq!(to_rgb8(&rgba).as_raw(), &[10, 20, 30]);
         // 16-bit: the high byte, as Pillow's PNG decoder (checked on 0x00ff, 0x0100, 0x7f80, 0x80ff)
         let v16 = vec![0x0000, 0x00ff, 0x0100, 0x7f80, 0x80ff, 0xffff];
-        let rgb16 = DynamicImage::ImageRgb16(ImageBuffer::<Rgb<u16>, _>::from_raw(2, 1, v16.clone()).unwrap());
+        let rgb16 = DynamicImage::ImageRgb16(
+            ImageBuffer::<Rgb<u16>, _>::from_raw(2, 1, v16.clone()).unwrap(),
+        );
         assert_eq!(to_rgb8(&rgb16).as_raw(), &[0, 0, 1, 127, 128, 255]);
-        let rgba16 = DynamicImage::ImageRgba16(ImageBuffer::<Rgba<u16>, _>::from_raw(1, 1, vec![0x1234, 0xff00, 0x00ff, 0]).unwrap());
+        let rgba16 = DynamicImage::ImageRgba16(
+            ImageBuffer::<Rgba<u16>, _>::from_raw(1, 1, vec![0x1234, 0xff00, 0x00ff, 0]).unwrap(),
+        );
         assert_eq!(to_rgb8(&rgba16).as_raw(), &[0x12, 0xff, 0]);
-        let gray16 = DynamicImage::ImageLuma16(ImageBuffer::<Luma<u16>, _>::from_raw(6, 1, v16).unwrap());
-        assert_eq!(to_rgb8(&gray16).as_raw()[9..], [127, 127, 127, 128, 128, 128, 255, 255, 255]);
-        let f = DynamicImage::ImageRgb32F(ImageBuffer::<Rgb<f32>, _>::from_raw(2, 1, vec![-1.0, 0.5, 2.0, f32::NAN, 1.0, 0.0]).unwrap());
+        let gray16 =
+            DynamicImage::ImageLuma16(ImageBuffer::<Luma<u16>, _>::from_raw(6, 1, v16).unwrap());
+        assert_eq!(
+            to_rgb8(&gray16).as_raw()[9..],
+            [127, 127, 127, 128, 128, 128, 255, 255, 255]
+        );
+        let f = DynamicImage::ImageRgb32F(
+            ImageBuffer::<Rgb<f32>, _>::from_raw(2, 1, vec![-1.0, 0.5, 2.0, f32::NAN, 1.0, 0.0])
+                .unwrap(),
+        );
         assert_eq!(to_rgb8(&f).as_raw(), &[0, 128, 255, 0, 255, 0]);
     }
 
     #[test]
     fn normalisation_values() {
         // mean = std = 0.5: 0 -> -1 and 255 -> (1 - 0.5) / 0.5 = 1, exactly
-        let half = PreprocessConfig { image_mean: [0.5; 3], image_std: [0.5; 3], ..Default::default() };
+        let half = PreprocessConfig {
+            image_mean: [0.5; 3],
+            image_std: [0.5; 3],
+            ..Default::default()
+        };
         assert_eq!(channel_value(0, 0, &half), -1.0);
         assert_eq!(channel_value(255, 2, &half), 1.0);
         // CLIP channel 0 against numpy: ((v.astype(f64) * (1/255)).astype(f32) - f32(mean)) / f32(std)
@@ -967,22 +1217,40 @@ pub(super) mod tests {
         ];
         for (v, bits) in want {
             let got = channel_value(v, 0, &clip);
-            assert_eq!(got.to_bits(), bits, "value {v}: got {got}, numpy {}", f32::from_bits(bits));
+            assert_eq!(
+                got.to_bits(),
+                bits,
+                "value {v}: got {got}, numpy {}",
+                f32::from_bits(bits)
+            );
         }
-        let raw = PreprocessConfig { do_rescale: false, do_normalize: false, ..Default::default() };
+        let raw = PreprocessConfig {
+            do_rescale: false,
+            do_normalize: false,
+            ..Default::default()
+        };
         assert_eq!(channel_value(200, 1, &raw), 200.0);
     }
 
     /// Compares with `ViTHybridImageProcessor(**kwargs)(Image.fromarray(pattern(..)),
     /// return_tensors="np")["pixel_values"][0]` from transformers 4.57.6 / Pillow 13.0.0, as
     /// f32 bit patterns.
-    fn assert_pipeline(img: &RgbImage, cfg: &PreprocessConfig, shape: (usize, usize), want_bits: &[u32]) {
+    fn assert_pipeline(
+        img: &RgbImage,
+        cfg: &PreprocessConfig,
+        shape: (usize, usize),
+        want_bits: &[u32],
+    ) {
         let px = preprocess(&DynamicImage::ImageRgb8(img.clone()), cfg).unwrap();
         assert_eq!((px.height, px.width), shape);
         assert_eq!(px.data.len(), want_bits.len());
         for (i, (&got, &bits)) in px.data.iter().zip(want_bits).enumerate() {
             let want = f32::from_bits(bits);
-            assert!(got.to_bits() == bits, "element {i} ([c, y, x] = {:?}): got {got}, transformers {want}", (i / (shape.0 * shape.1), i / shape.1 % shape.0, i % shape.1));
+            assert!(
+                got.to_bits() == bits,
+                "element {i} ([c, y, x] = {:?}): got {got}, transformers {want}",
+                (i / (shape.0 * shape.1), i / shape.1 % shape.0, i % shape.1)
+            );
         }
     }
 
@@ -990,7 +1258,10 @@ pub(super) mod tests {
     fn pipeline_matches_transformers_shortest_edge_and_crop() {
         // size={"shortest_edge": 5}, crop_size={"height": 4, "width": 4}, CLIP mean/std:
         // 10x7 -> 7x5 (int(5 * 10 / 7) = 7) -> crop at (left 1, top 0)
-        let cfg = PreprocessConfig::from_json_str(r#"{"size": {"shortest_edge": 5}, "crop_size": {"height": 4, "width": 4}}"#).unwrap();
+        let cfg = PreprocessConfig::from_json_str(
+            r#"{"size": {"shortest_edge": 5}, "crop_size": {"height": 4, "width": 4}}"#,
+        )
+        .unwrap();
         assert_eq!(cfg.output_size(), Some((4, 4)));
         #[rustfmt::skip]
         let want = [1058918782, 1064307043, 1068136562, 3188854864, 3208494514, 1047698137, 1035615207, 1064551964, 1057449257, 1051076120, 3201764251, 1052055803, 995829100, 1051565961, 1072055297, 1055484696, 3208585125, 1070719060, 1036007632, 3196607526, 1064250843, 1040036249, 1066060972, 3212110165, 3205060085, 1066060972, 3201643297, 3209844068, 3193126788, 1067949386, 3207326182, 3186496685, 1060959441, 3189869098, 3213286643, 1069120656, 1043160844, 1054934204, 3206579228, 1071029241, 1041252259, 1021186046, 1065780633, 1065253757, 1064060892, 3213286643, 1052071326, 1034682787];
@@ -1026,9 +1297,21 @@ pub(super) mod tests {
     #[test]
     fn tiny_and_thin_images_do_not_panic() {
         let cfg = PreprocessConfig::default();
-        for (w, h) in [(1, 1), (1, 7), (7, 1), (1, 1000), (1000, 1), (2, 3), (224, 224)] {
+        for (w, h) in [
+            (1, 1),
+            (1, 7),
+            (7, 1),
+            (1, 1000),
+            (1000, 1),
+            (2, 3),
+            (224, 224),
+        ] {
             let px = preprocess(&DynamicImage::ImageRgb8(pattern(w, h, 1)), &cfg).unwrap();
-            assert_eq!((px.height, px.width, px.data.len()), (224, 224, 3 * 224 * 224), "{w}x{h}");
+            assert_eq!(
+                (px.height, px.width, px.data.len()),
+                (224, 224, 3 * 224 * 224),
+                "{w}x{h}"
+            );
             assert!(px.data.iter().all(|v| v.is_finite()));
         }
         // the longest image the decoder allows: resized to 224 x 3.67M, of which only the
@@ -1036,11 +1319,18 @@ pub(super) mod tests {
         let px = preprocess_rgb(&RgbImage::new(1, MAX_IMAGE_SIDE), &cfg).unwrap();
         assert_eq!(px.data.len(), 3 * 224 * 224);
         // without a crop that tensor would be 2.5 billion floats: an error, not an abort
-        let no_crop = PreprocessConfig { do_center_crop: false, ..cfg.clone() };
+        let no_crop = PreprocessConfig {
+            do_center_crop: false,
+            ..cfg.clone()
+        };
         let err = preprocess_rgb(&RgbImage::new(1, MAX_IMAGE_SIDE), &no_crop).unwrap_err();
         assert!(format!("{err:#}").contains("limit"), "{err:#}");
         // no resize, no crop: the image's own size
-        let raw = PreprocessConfig { do_resize: false, do_center_crop: false, ..cfg.clone() };
+        let raw = PreprocessConfig {
+            do_resize: false,
+            do_center_crop: false,
+            ..cfg.clone()
+        };
         assert_eq!(raw.output_size(), None);
         let px = preprocess_rgb(&pattern(5, 2, 1), &raw).unwrap();
         assert_eq!((px.height, px.width), (2, 5));
@@ -1053,7 +1343,10 @@ pub(super) mod tests {
     #[test]
     fn convert_rgb_flag() {
         let gray = DynamicImage::new_luma8(4, 4);
-        let cfg = PreprocessConfig { do_convert_rgb: false, ..Default::default() };
+        let cfg = PreprocessConfig {
+            do_convert_rgb: false,
+            ..Default::default()
+        };
         let err = preprocess(&gray, &cfg).unwrap_err();
         assert!(format!("{err:#}").contains("do_convert_rgb"), "{err:#}");
         assert!(preprocess(&DynamicImage::new_rgb8(4, 4), &cfg).is_ok());
@@ -1061,7 +1354,10 @@ pub(super) mod tests {
 
     #[test]
     fn config_defaults_and_real_file() {
-        assert_eq!(PreprocessConfig::from_json_str("{}").unwrap(), PreprocessConfig::default());
+        assert_eq!(
+            PreprocessConfig::from_json_str("{}").unwrap(),
+            PreprocessConfig::default()
+        );
         // google/vit-hybrid-base-bit-384's preprocessor_config.json
         let cfg = PreprocessConfig::from_json_str(
             r#"{
@@ -1087,13 +1383,21 @@ pub(super) mod tests {
     #[test]
     fn config_variants() {
         let parse = |s: &str| PreprocessConfig::from_json_str(s);
-        let c = parse(r#"{"size": 256, "crop_size": 200, "image_mean": null, "image_std": 0.25}"#).unwrap();
+        let c = parse(r#"{"size": 256, "crop_size": 200, "image_mean": null, "image_std": 0.25}"#)
+            .unwrap();
         assert_eq!(c.size, ResizeTo::ShortestEdge(256));
         assert_eq!(c.crop_size, (200, 200));
         assert_eq!(c.image_mean, OPENAI_CLIP_MEAN);
         assert_eq!(c.image_std, [0.25; 3]);
-        let c = parse(r#"{"size": [300, 400], "crop_size": [100, 120], "do_center_crop": false}"#).unwrap();
-        assert_eq!(c.size, ResizeTo::Exact { height: 300, width: 400 });
+        let c = parse(r#"{"size": [300, 400], "crop_size": [100, 120], "do_center_crop": false}"#)
+            .unwrap();
+        assert_eq!(
+            c.size,
+            ResizeTo::Exact {
+                height: 300,
+                width: 400
+            }
+        );
         assert_eq!(c.crop_size, (100, 120));
         assert_eq!(c.output_size(), Some((300, 400)));
         let c = parse(r#"{"do_center_crop": false}"#).unwrap();
@@ -1107,7 +1411,10 @@ pub(super) mod tests {
         assert!(err(r#"{"resample": 1}"#).contains("LANCZOS"));
         assert!(err(r#"{"resample": 0}"#).contains("NEAREST"));
         assert!(err(r#"{"resample": 9}"#).contains("resample 9"));
-        assert!(err(r#"{"size": {"shortest_edge": 384, "longest_edge": 600}}"#).contains("longest_edge"));
+        assert!(
+            err(r#"{"size": {"shortest_edge": 384, "longest_edge": 600}}"#)
+                .contains("longest_edge")
+        );
         assert!(err(r#"{"size": {"shortest_edge": 0}}"#).contains("shortest_edge 0"));
         assert!(err(r#"{"size": {"shortest_edge": 3.5}}"#).contains("positive integer"));
         assert!(err(r#"{"crop_size": {"shortest_edge": 3}}"#).contains("crop_size"));
@@ -1122,8 +1429,14 @@ pub(super) mod tests {
         let path = dir.join("preprocessor_config.json");
         std::fs::write(&path, r#"{"resample": 5}"#).unwrap();
         let msg = format!("{:#}", PreprocessConfig::load(&path).unwrap_err());
-        assert!(msg.contains("preprocessor_config.json") && msg.contains("HAMMING"), "{msg}");
-        let msg = format!("{:#}", PreprocessConfig::load(&dir.join("absent.json")).unwrap_err());
+        assert!(
+            msg.contains("preprocessor_config.json") && msg.contains("HAMMING"),
+            "{msg}"
+        );
+        let msg = format!(
+            "{:#}",
+            PreprocessConfig::load(&dir.join("absent.json")).unwrap_err()
+        );
         assert!(msg.contains("absent.json"), "{msg}");
     }
 
@@ -1134,8 +1447,11 @@ pub(super) mod tests {
         // PNG is lossless, and the format comes from the content, not the name
         let img = pattern(5, 3, 4);
         let path = dir.join("pattern.dat");
-        img.write_to(&mut std::io::BufWriter::new(std::fs::File::create(&path).unwrap()), image::ImageFormat::Png)
-            .unwrap();
+        img.write_to(
+            &mut std::io::BufWriter::new(std::fs::File::create(&path).unwrap()),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
         assert_eq!(load_image(&path).unwrap().to_rgb8(), img);
         let px = preprocess_file(&path, &PreprocessConfig::default()).unwrap();
         assert_eq!(px.data.len(), 3 * 224 * 224);
@@ -1144,7 +1460,10 @@ pub(super) mod tests {
         std::fs::write(&garbage, b"definitely not an image").unwrap();
         let msg = format!("{:#}", load_image(&garbage).unwrap_err());
         assert!(msg.contains("garbage.png"), "{msg}");
-        let msg = format!("{:#}", preprocess_file(&dir.join("missing.png"), &PreprocessConfig::default()).unwrap_err());
+        let msg = format!(
+            "{:#}",
+            preprocess_file(&dir.join("missing.png"), &PreprocessConfig::default()).unwrap_err()
+        );
         assert!(msg.contains("missing.png"), "{msg}");
 
         // one pixel wider than the limit: refused by the decoder limits
@@ -1155,14 +1474,42 @@ pub(super) mod tests {
     }
 }
 #[cfg(test)]
-mod dbg_tmp {
+mod tmp_random_pillow {
     #[test]
-    fn dbg() {
-        let img = super::tests::pattern(3, 8, 10);
-        for f in [super::Filter::Bilinear, super::Filter::Bicubic] {
-            let out = super::resize(&img, 6, 5, f);
-            for y in 1..4 { let r: Vec<u8> = (0..6).map(|x| out.get_pixel(x, y)[0]).collect(); eprintln!("{f:?} {r:?}"); }
+    #[ignore]
+    fn random_vs_pillow() {
+        let b = std::fs::read("/tmp/pilcases.bin").unwrap();
+        let mut i = 0;
+        let mut n = 0;
+        let mut bad = 0;
+        let rd = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        while i < b.len() {
+            let (w, h, ow, oh, r) = (
+                rd(&b, i),
+                rd(&b, i + 4),
+                rd(&b, i + 8),
+                rd(&b, i + 12),
+                rd(&b, i + 16),
+            );
+            i += 20;
+            let a = b[i..i + (w * h * 3) as usize].to_vec();
+            i += (w * h * 3) as usize;
+            let want = &b[i..i + (ow * oh * 3) as usize];
+            i += (ow * oh * 3) as usize;
+            let img = image::RgbImage::from_raw(w, h, a).unwrap();
+            let f = if r == 3 {
+                super::Filter::Bicubic
+            } else {
+                super::Filter::Bilinear
+            };
+            let got = super::resize(&img, ow, oh, f);
+            if got.as_raw() != want {
+                bad += 1;
+                eprintln!("mismatch {w}x{h}->{ow}x{oh} {f:?}");
+            }
+            n += 1;
         }
-        panic!();
+        eprintln!("{n} cases, {bad} mismatches");
+        assert_eq!(bad, 0);
     }
 }

@@ -15,7 +15,13 @@ fn check(shape: Conv2d, bias: bool) {
     p.run(&g).unwrap();
     let got = g.read(&yb, shape.out_len()).unwrap();
     let want = conv2d::cpu(shape, &x, &w, bias.then_some(&b[..]));
-    assert_close(&format!("conv2d {shape:?} bias {bias}"), &got, &want, 2e-5, 1e-4);
+    assert_close(
+        &format!("conv2d {shape:?} bias {bias}"),
+        &got,
+        &want,
+        2e-5,
+        1e-4,
+    );
 }
 
 /// (out, pad before, pad after) of a SAME conv along the height.
@@ -76,4 +82,10 @@ fn k1_stride1_and_2() {
 fn valid_2x2_stride2_projection_with_bias() {
     check(Conv2d::valid(2, 37, 9, 7, 70, 2, 2), true);
     check(Conv2d::valid(2, 70, 6, 5, 37, 1, 1), true);
+}
+
+#[test]
+fn more_than_65535_pixel_tiles() {
+    // 1024 x 4097 pixels = 65552 tiles of 64: grid_1d must spread them over y.
+    check(Conv2d::same(1, 1, 1024, 4097, 1, 1, 1), true);
 }

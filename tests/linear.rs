@@ -9,15 +9,45 @@ fn check(m: usize, n: usize, k: usize, stride: usize, gelu: bool, bias: bool, re
     let w = random(2, n * k, -0.5, 0.5);
     let b = random(3, n, -0.5, 0.5);
     let r = random(4, m * n, -1.0, 1.0);
-    let shape = linear::Linear { x_row_stride: stride, gelu, ..linear::Linear::new(m, n, k) };
-    let (xb, wb, bb, rb) = (g.upload("x", &x), g.upload("w", &w), g.upload("b", &b), g.upload("r", &r));
+    let shape = linear::Linear {
+        x_row_stride: stride,
+        gelu,
+        ..linear::Linear::new(m, n, k)
+    };
+    let (xb, wb, bb, rb) = (
+        g.upload("x", &x),
+        g.upload("w", &w),
+        g.upload("b", &b),
+        g.upload("r", &r),
+    );
     let yb = g.storage("y", m * n);
     let mut p = Program::new();
-    linear::record(&g, &mut p, shape, &xb, &wb, bias.then_some(&bb), residual.then_some(&rb), &yb);
+    linear::record(
+        &g,
+        &mut p,
+        shape,
+        &xb,
+        &wb,
+        bias.then_some(&bb),
+        residual.then_some(&rb),
+        &yb,
+    );
     p.run(&g).unwrap();
     let got = g.read(&yb, m * n).unwrap();
-    let want = linear::cpu(shape, &x, &w, bias.then_some(&b[..]), residual.then_some(&r[..]));
-    assert_close(&format!("linear {m}x{n}x{k} stride {stride} gelu {gelu}"), &got, &want, 1e-5, 1e-4);
+    let want = linear::cpu(
+        shape,
+        &x,
+        &w,
+        bias.then_some(&b[..]),
+        residual.then_some(&r[..]),
+    );
+    assert_close(
+        &format!("linear {m}x{n}x{k} stride {stride} gelu {gelu}"),
+        &got,
+        &want,
+        1e-5,
+        1e-4,
+    );
 }
 
 #[test]

@@ -54,7 +54,10 @@ fn padding_counts_as_zero() {
                 if border {
                     assert_eq!(v, 0.0, "plane {plane} ({oy}, {ox}) should see the zero pad");
                 } else {
-                    assert!(v < 0.0, "plane {plane} ({oy}, {ox}) = {v} is inside, should stay negative");
+                    assert!(
+                        v < 0.0,
+                        "plane {plane} ({oy}, {ox}) = {v} is inside, should stay negative"
+                    );
                 }
             }
         }

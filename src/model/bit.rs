@@ -55,7 +55,14 @@ impl ConvNorm {
     ) -> (usize, usize, usize) {
         let shape = Conv2d::same(batch, cin, h, w, self.cout, self.k, self.stride);
         conv2d::record(gpu, p, shape, x, &self.weight, None, y);
-        let gn = GroupNorm { batch, c: self.cout, hw: shape.oh * shape.ow, groups, eps: GN_EPS, relu };
+        let gn = GroupNorm {
+            batch,
+            c: self.cout,
+            hw: shape.oh * shape.ow,
+            groups,
+            eps: GN_EPS,
+            relu,
+        };
         group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta);
         (self.cout, shape.oh, shape.ow)
     }
@@ -110,7 +117,13 @@ impl Backbone {
                 let p = format!("{PREFIX}.encoder.stages.{s}.layers.{l}");
                 let stride = if l == 0 && s > 0 { 2 } else { 1 };
                 let cn = |i: usize, stride: usize| {
-                    ConvNorm::load(gpu, w, &format!("{p}.conv{i}"), &format!("{p}.norm{i}"), stride)
+                    ConvNorm::load(
+                        gpu,
+                        w,
+                        &format!("{p}.conv{i}"),
+                        &format!("{p}.norm{i}"),
+                        stride,
+                    )
                 };
                 layers.push(Bottleneck {
                     downsample: if l == 0 {
@@ -131,7 +144,12 @@ impl Backbone {
             }
             stages.push(layers);
         }
-        Ok(Self { embedder, stages, groups: cfg.backbone.num_groups, image_size: cfg.image_size })
+        Ok(Self {
+            embedder,
+            stages,
+            groups: cfg.backbone.num_groups,
+            image_size: cfg.image_size,
+        })
     }
 
     /// f32 elements per image of each scratch buffer: (a/b, mid1, mid2, shortcut).
@@ -177,18 +195,34 @@ impl Backbone {
         let g = self.groups;
         let (h, w) = self.image_size;
         p.set_scope("backbone.stem");
-        let stem = self.embedder.record(gpu, p, batch, g, true, pixels, (3, h, w), &bufs.a);
+        let stem = self
+            .embedder
+            .record(gpu, p, batch, g, true, pixels, (3, h, w), &bufs.a);
         let pool = MaxPool::same(batch, stem.0, stem.1, stem.2, 3, 2);
         max_pool::record(gpu, p, pool, &bufs.a, &bufs.b);
         let mut shape = (stem.0, pool.oh, pool.ow);
         let (mut x, mut y) = (&bufs.b, &bufs.a);
-        tap(p, Tap { name: "stem".into(), buffer: x, len: batch * shape.0 * shape.1 * shape.2, shape: vec![batch, shape.0, shape.1, shape.2] });
+        tap(
+            p,
+            Tap {
+                name: "stem".into(),
+                buffer: x,
+                len: batch * shape.0 * shape.1 * shape.2,
+                shape: vec![batch, shape.0, shape.1, shape.2],
+            },
+        );
         for (s, layers) in self.stages.iter().enumerate() {
             for (l, layer) in layers.iter().enumerate() {
                 p.set_scope(format!("backbone.stages.{s}.layers.{l}"));
-                let m1 = layer.conv1.record(gpu, p, batch, g, true, x, shape, &bufs.mid1);
-                let m2 = layer.conv2.record(gpu, p, batch, g, true, &bufs.mid1, m1, &bufs.mid2);
-                let out = layer.conv3.record(gpu, p, batch, g, false, &bufs.mid2, m2, y);
+                let m1 = layer
+                    .conv1
+                    .record(gpu, p, batch, g, true, x, shape, &bufs.mid1);
+                let m2 = layer
+                    .conv2
+                    .record(gpu, p, batch, g, true, &bufs.mid1, m1, &bufs.mid2);
+                let out = layer
+                    .conv3
+                    .record(gpu, p, batch, g, false, &bufs.mid2, m2, y);
                 let n = batch * out.0 * out.1 * out.2;
                 match &layer.downsample {
                     Some(ds) => {
@@ -200,7 +234,15 @@ impl Backbone {
                 shape = out;
                 std::mem::swap(&mut x, &mut y);
             }
-            tap(p, Tap { name: format!("stages.{s}"), buffer: x, len: batch * shape.0 * shape.1 * shape.2, shape: vec![batch, shape.0, shape.1, shape.2] });
+            tap(
+                p,
+                Tap {
+                    name: format!("stages.{s}"),
+                    buffer: x,
+                    len: batch * shape.0 * shape.1 * shape.2,
+                    shape: vec![batch, shape.0, shape.1, shape.2],
+                },
+            );
         }
         (x, shape)
     }

@@ -28,6 +28,13 @@ pub struct LoadInfo {
     pub unused_tensors: Vec<String>,
 }
 
+/// One image's result.
+#[derive(Clone, Debug)]
+pub struct Classification {
+    pub logits: Vec<f32>,
+    pub top: Vec<Prediction>,
+}
+
 /// One class of a result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -43,8 +50,11 @@ pub struct Model {
     gpu: Arc<Gpu>,
     backbone: Backbone,
     vit: Vit,
-    plans: Mutex<HashMap<(usize, bool), Arc<Mutex<Plan>>>>,
+    plans: Mutex<HashMap<PlanKey, Arc<Mutex<Plan>>>>,
 }
+
+/// (batch size, whether stage outputs are captured).
+type PlanKey = (usize, bool);
 
 /// Everything one batch size needs, created once and reused by every call of that size.
 struct Plan {
@@ -79,7 +89,11 @@ pub struct StageOutput {
 impl Model {
     /// Loads `config.json`, `preprocessor_config.json` and `model.safetensors` from `dir`.
     pub fn load(gpu: Arc<Gpu>, dir: &Path) -> Result<Self> {
-        ensure!(dir.is_dir(), "model folder {} does not exist or is not a folder", dir.display());
+        ensure!(
+            dir.is_dir(),
+            "model folder {} does not exist or is not a folder",
+            dir.display()
+        );
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let pre_path = dir.join("preprocessor_config.json");
         let preprocess = if pre_path.exists() {
@@ -106,7 +120,15 @@ impl Model {
             dtypes: weights.dtype_counts(),
             unused_tensors: weights.unused.clone(),
         };
-        Ok(Self { config, preprocess, info, gpu, backbone, vit, plans: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            config,
+            preprocess,
+            info,
+            gpu,
+            backbone,
+            vit,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
@@ -123,10 +145,17 @@ impl Model {
     /// binding limit; larger batches run as several chunks within one submission.
     pub fn max_chunk(&self) -> Result<usize> {
         let (ab, m1, m2, sc) = Backbone::buffer_lens(&self.config);
-        let per_image = [ab, m1, m2, sc, self.vit.max_buffer_len_per_image(), self.image_len()]
-            .into_iter()
-            .max()
-            .unwrap_or(1) as u64
+        let per_image = [
+            ab,
+            m1,
+            m2,
+            sc,
+            self.vit.max_buffer_len_per_image(),
+            self.image_len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1) as u64
             * 4;
         let limit = self.gpu.max_binding_bytes();
         ensure!(
@@ -160,12 +189,31 @@ impl Model {
             if capture {
                 let buffer = gpu.storage(&t.name, t.len);
                 p.copy(t.buffer, &buffer, t.len);
-                captures.push(Capture { name: t.name, shape: t.shape, len: t.len, buffer });
+                captures.push(Capture {
+                    name: t.name,
+                    shape: t.shape,
+                    len: t.len,
+                    buffer,
+                });
             }
         };
-        let (features, shape) =
-            self.backbone.record(gpu, &mut program, chunk, &chunk_input, &backbone_bufs, &mut tap);
-        self.vit.record(gpu, &mut program, chunk, features, shape, &vit_bufs, &mut tap);
+        let (features, shape) = self.backbone.record(
+            gpu,
+            &mut program,
+            chunk,
+            &chunk_input,
+            &backbone_bufs,
+            &mut tap,
+        );
+        self.vit.record(
+            gpu,
+            &mut program,
+            chunk,
+            features,
+            shape,
+            &vit_bufs,
+            &mut tap,
+        );
         let labels = self.config.num_labels();
         let logits = gpu.storage("logits.all", batch * labels);
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -197,11 +245,20 @@ impl Model {
 
     /// Like `forward`, but also reads back every stage's output (stem, stages.N, embeddings,
     /// layers.N, layernorm) for comparison with a reference.
-    pub fn forward_stages(&self, pixels: &[f32], batch: usize) -> Result<(Vec<f32>, Vec<StageOutput>)> {
+    pub fn forward_stages(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+    ) -> Result<(Vec<f32>, Vec<StageOutput>)> {
         self.run(pixels, batch, true)
     }
 
-    fn run(&self, pixels: &[f32], batch: usize, capture: bool) -> Result<(Vec<f32>, Vec<StageOutput>)> {
+    fn run(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        capture: bool,
+    ) -> Result<(Vec<f32>, Vec<StageOutput>)> {
         ensure!(batch > 0, "empty batch");
         let (h, w) = self.config.image_size;
         ensure!(
@@ -213,7 +270,8 @@ impl Model {
         let plan = self.plan(batch, capture)?;
         let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
         let gpu = &*self.gpu;
-        gpu.queue.write_buffer(&plan.input, 0, bytemuck::cast_slice(pixels));
+        gpu.queue
+            .write_buffer(&plan.input, 0, bytemuck::cast_slice(pixels));
         let labels = self.config.num_labels();
         let img = self.image_len() as u64 * 4;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -244,7 +302,9 @@ impl Model {
         let len = plan.batch * labels;
         encoder.copy_buffer_to_buffer(&plan.logits, 0, &plan.staging, 0, (len * 4) as u64);
         gpu.queue.submit([encoder.finish()]);
-        let logits = gpu.map_read(&plan.staging, len).context("reading logits back")?;
+        let logits = gpu
+            .map_read(&plan.staging, len)
+            .context("reading logits back")?;
         let mut stages = Vec::new();
         for c in &plan.captures {
             stages.push(StageOutput {
@@ -254,6 +314,49 @@ impl Model {
             });
         }
         Ok((logits, stages))
+    }
+
+    /// Times every dispatch of one forward pass on its own (see [`crate::profile`]).
+    pub fn profile(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+    ) -> Result<Vec<crate::profile::DispatchTime>> {
+        self.forward(pixels, batch)?;
+        let plan = self.plan(batch, false)?;
+        let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+        ensure!(
+            plan.chunk == plan.batch,
+            "profiling needs the batch in one chunk"
+        );
+        crate::profile::time_dispatches(&self.gpu, &plan.program)
+    }
+
+    /// Logits and the `k` most probable classes of every image in `pixels` [batch, 3, H, W].
+    pub fn classify(&self, pixels: &[f32], batch: usize, k: usize) -> Result<Vec<Classification>> {
+        let logits = self.forward(pixels, batch)?;
+        let labels = self.config.num_labels();
+        Ok(logits
+            .chunks(labels)
+            .map(|l| Classification {
+                top: self.top_k(l, k),
+                logits: l.to_vec(),
+            })
+            .collect())
+    }
+
+    /// Preprocesses decoded images as the checkpoint's processor does and classifies them.
+    pub fn classify_images(
+        &self,
+        images: &[image::DynamicImage],
+        k: usize,
+    ) -> Result<Vec<Classification>> {
+        let mut pixels = Vec::with_capacity(images.len() * self.image_len());
+        for (i, img) in images.iter().enumerate() {
+            pixels
+                .extend(crate::input::from_image(img, self).with_context(|| format!("image {i}"))?);
+        }
+        self.classify(&pixels, images.len(), k)
     }
 
     /// The `k` most probable classes of one image's logits (softmax in f64).
@@ -269,7 +372,12 @@ impl Model {
             .take(k)
             .map(|i| Prediction {
                 index: i,
-                label: self.config.labels.get(i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+                label: self
+                    .config
+                    .labels
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("LABEL_{i}")),
                 probability: (exps[i] / sum) as f32,
             })
             .collect()

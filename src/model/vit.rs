@@ -7,12 +7,12 @@ use crate::config::ModelConfig;
 use crate::gpu::Gpu;
 use crate::model::bit::Tap;
 use crate::model::weights::HostWeights;
+use crate::ops::Program;
 use crate::ops::attention::{self, Attention};
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::layer_norm::{self, LayerNorm};
 use crate::ops::linear::{self, Linear};
 use crate::ops::tokens::{self, Tokens};
-use crate::ops::Program;
 
 /// A linear layer's weight [out, in] and bias [out].
 pub struct Dense {
@@ -60,7 +60,7 @@ pub struct EncoderLayer {
 }
 
 pub struct Vit {
-    pub projection: Dense, // weight [hidden, C, ph, pw]
+    pub projection: Dense,                 // weight [hidden, C, ph, pw]
     pub cls_token: wgpu::Buffer,           // [hidden]
     pub position_embeddings: wgpu::Buffer, // [seq, hidden]
     pub layers: Vec<EncoderLayer>,
@@ -88,7 +88,12 @@ pub struct VitBuffers {
     pub logits: wgpu::Buffer,     // [B, labels]
 }
 
-fn stack_qkv(w: &HostWeights, p: &str, hidden: usize, with_bias: bool) -> Result<(Vec<f32>, Vec<f32>)> {
+fn stack_qkv(
+    w: &HostWeights,
+    p: &str,
+    hidden: usize,
+    with_bias: bool,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut weight = Vec::with_capacity(3 * hidden * hidden);
     let mut bias = Vec::with_capacity(3 * hidden);
     for n in ["query", "key", "value"] {
@@ -108,7 +113,8 @@ impl Vit {
         let mut layers = Vec::new();
         for i in 0..cfg.num_hidden_layers {
             let p = format!("vit.encoder.layer.{i}");
-            let (qkv_w, qkv_b) = stack_qkv(w, &format!("{p}.attention.attention"), hidden, cfg.qkv_bias)?;
+            let (qkv_w, qkv_b) =
+                stack_qkv(w, &format!("{p}.attention.attention"), hidden, cfg.qkv_bias)?;
             layers.push(EncoderLayer {
                 layernorm_before: Norm::load(gpu, w, &format!("{p}.layernorm_before"))?,
                 qkv: Dense {
@@ -151,7 +157,12 @@ impl Vit {
     }
 
     fn attention_shape(&self, batch: usize) -> Attention {
-        Attention { batch, seq: self.seq, heads: self.heads, head_dim: self.hidden / self.heads }
+        Attention {
+            batch,
+            seq: self.seq,
+            heads: self.heads,
+            head_dim: self.hidden / self.heads,
+        }
     }
 
     pub fn alloc(&self, gpu: &Gpu, batch: usize) -> VitBuffers {
@@ -165,7 +176,10 @@ impl Vit {
             qkv: gpu.storage("qkv", tokens * 3 * self.hidden),
             context: gpu.storage("context", tokens * self.hidden),
             mlp: gpu.storage("mlp", tokens * self.intermediate),
-            scratch: gpu.storage("attention.scratch", self.attention_shape(batch).scratch_len()),
+            scratch: gpu.storage(
+                "attention.scratch",
+                self.attention_shape(batch).scratch_len(),
+            ),
             logits: gpu.storage("logits", batch * self.classifier.out),
         }
     }
@@ -174,7 +188,8 @@ impl Vit {
     pub fn max_buffer_len_per_image(&self) -> usize {
         let a = self.attention_shape(1).scratch_len();
         let tokens = self.seq;
-        a.max(tokens * 3 * self.hidden).max(tokens * self.intermediate)
+        a.max(tokens * 3 * self.hidden)
+            .max(tokens * self.intermediate)
     }
 
     /// Records projection, tokens, encoder, final norm and head; logits land in `bufs.logits`.
@@ -191,16 +206,33 @@ impl Vit {
     ) {
         let d = self.hidden;
         let rows = batch * self.seq;
-        let stream = |name: String, buffer| Tap { name, buffer, len: rows * d, shape: vec![batch, self.seq, d] };
+        let stream = |name: String, buffer| Tap {
+            name,
+            buffer,
+            len: rows * d,
+            shape: vec![batch, self.seq, d],
+        };
 
         p.set_scope("embeddings");
         let conv = Conv2d::valid(batch, c, fh, fw, d, self.patch.0, self.patch.1);
-        conv2d::record(gpu, p, conv, features, &self.projection.weight, Some(&self.projection.bias), &bufs.projection);
+        conv2d::record(
+            gpu,
+            p,
+            conv,
+            features,
+            &self.projection.weight,
+            Some(&self.projection.bias),
+            &bufs.projection,
+        );
         let patches = conv.oh * conv.ow;
         tokens::record(
             gpu,
             p,
-            Tokens { batch, dim: d, patches },
+            Tokens {
+                batch,
+                dim: d,
+                patches,
+            },
             &bufs.projection,
             &self.cls_token,
             &self.position_embeddings,
@@ -208,30 +240,116 @@ impl Vit {
         );
         tap(p, stream("embeddings".into(), &bufs.x));
 
-        let ln = LayerNorm { rows, dim: d, eps: self.eps };
+        let ln = LayerNorm {
+            rows,
+            dim: d,
+            eps: self.eps,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             p.set_scope(format!("encoder.layer.{i}.attention"));
-            layer_norm::record(gpu, p, ln, &bufs.x, &layer.layernorm_before.weight, &layer.layernorm_before.bias, &bufs.normed);
-            linear::record(gpu, p, Linear::new(rows, 3 * d, d), &bufs.normed, &layer.qkv.weight, Some(&layer.qkv.bias), None, &bufs.qkv);
-            attention::record(gpu, p, self.attention_shape(batch), &bufs.qkv, &bufs.scratch, &bufs.context);
+            layer_norm::record(
+                gpu,
+                p,
+                ln,
+                &bufs.x,
+                &layer.layernorm_before.weight,
+                &layer.layernorm_before.bias,
+                &bufs.normed,
+            );
+            linear::record(
+                gpu,
+                p,
+                Linear::new(rows, 3 * d, d),
+                &bufs.normed,
+                &layer.qkv.weight,
+                Some(&layer.qkv.bias),
+                None,
+                &bufs.qkv,
+            );
+            attention::record(
+                gpu,
+                p,
+                self.attention_shape(batch),
+                &bufs.qkv,
+                &bufs.scratch,
+                &bufs.context,
+            );
             let o = &layer.attention_output;
-            linear::record(gpu, p, Linear::new(rows, d, d), &bufs.context, &o.weight, Some(&o.bias), Some(&bufs.x), &bufs.h);
+            linear::record(
+                gpu,
+                p,
+                Linear::new(rows, d, d),
+                &bufs.context,
+                &o.weight,
+                Some(&o.bias),
+                Some(&bufs.x),
+                &bufs.h,
+            );
 
             p.set_scope(format!("encoder.layer.{i}.mlp"));
-            layer_norm::record(gpu, p, ln, &bufs.h, &layer.layernorm_after.weight, &layer.layernorm_after.bias, &bufs.normed);
+            layer_norm::record(
+                gpu,
+                p,
+                ln,
+                &bufs.h,
+                &layer.layernorm_after.weight,
+                &layer.layernorm_after.bias,
+                &bufs.normed,
+            );
             let (up, down) = (&layer.intermediate, &layer.output);
-            let up_shape = Linear { gelu: true, ..Linear::new(rows, up.out, d) };
-            linear::record(gpu, p, up_shape, &bufs.normed, &up.weight, Some(&up.bias), None, &bufs.mlp);
-            linear::record(gpu, p, Linear::new(rows, d, up.out), &bufs.mlp, &down.weight, Some(&down.bias), Some(&bufs.h), &bufs.x);
+            let up_shape = Linear {
+                gelu: true,
+                ..Linear::new(rows, up.out, d)
+            };
+            linear::record(
+                gpu,
+                p,
+                up_shape,
+                &bufs.normed,
+                &up.weight,
+                Some(&up.bias),
+                None,
+                &bufs.mlp,
+            );
+            linear::record(
+                gpu,
+                p,
+                Linear::new(rows, d, up.out),
+                &bufs.mlp,
+                &down.weight,
+                Some(&down.bias),
+                Some(&bufs.h),
+                &bufs.x,
+            );
             tap(p, stream(format!("layers.{i}"), &bufs.x));
         }
 
         p.set_scope("head");
-        layer_norm::record(gpu, p, ln, &bufs.x, &self.layernorm.weight, &self.layernorm.bias, &bufs.normed);
+        layer_norm::record(
+            gpu,
+            p,
+            ln,
+            &bufs.x,
+            &self.layernorm.weight,
+            &self.layernorm.bias,
+            &bufs.normed,
+        );
         tap(p, stream("layernorm".into(), &bufs.normed));
         // The classifier reads only the CLS token: row b*seq of the normed stream.
-        let head = Linear { x_row_stride: self.seq * d, ..Linear::new(batch, self.classifier.out, d) };
+        let head = Linear {
+            x_row_stride: self.seq * d,
+            ..Linear::new(batch, self.classifier.out, d)
+        };
         let cls = &self.classifier;
-        linear::record(gpu, p, head, &bufs.normed, &cls.weight, Some(&cls.bias), None, &bufs.logits);
+        linear::record(
+            gpu,
+            p,
+            head,
+            &bufs.normed,
+            &cls.weight,
+            Some(&cls.bias),
+            None,
+            &bufs.logits,
+        );
     }
 }

@@ -27,16 +27,27 @@ pub struct HostWeights {
 
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     let chunk = |n: usize| -> Result<std::slice::ChunksExact<'_, u8>> {
-        if bytes.len() % n != 0 {
-            bail!("tensor {name}: {} bytes is not a whole number of {dtype:?} values", bytes.len());
+        if !bytes.len().is_multiple_of(n) {
+            bail!(
+                "tensor {name}: {} bytes is not a whole number of {dtype:?} values",
+                bytes.len()
+            );
         }
         Ok(bytes.chunks_exact(n))
     };
     Ok(match dtype {
-        Dtype::F32 => chunk(4)?.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => chunk(2)?.map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => chunk(2)?.map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        other => bail!("tensor {name}: dtype {other:?} is not supported (expected F32, F16 or BF16)"),
+        Dtype::F32 => chunk(4)?
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => chunk(2)?
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => chunk(2)?
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            bail!("tensor {name}: dtype {other:?} is not supported (expected F32, F16 or BF16)")
+        }
     })
 }
 
@@ -50,7 +61,10 @@ impl HostWeights {
         let map = unsafe { memmap2::Mmap::map(&file) }
             .with_context(|| format!("memory-mapping weights {}", path.display()))?;
         let st = SafeTensors::deserialize(&map).with_context(|| {
-            format!("{} is not a valid safetensors file (truncated or corrupt?)", path.display())
+            format!(
+                "{} is not a valid safetensors file (truncated or corrupt?)",
+                path.display()
+            )
         })?;
         let mut found = HashMap::new();
         for (name, view) in st.iter() {
@@ -59,7 +73,10 @@ impl HostWeights {
         let mut tensors = HashMap::new();
         for (name, shape) in config.expected_tensors() {
             let view = found.remove(&name).with_context(|| {
-                format!("{}: tensor {name} is missing (expected shape {shape:?})", path.display())
+                format!(
+                    "{}: tensor {name} is missing (expected shape {shape:?})",
+                    path.display()
+                )
             })?;
             if view.shape() != shape.as_slice() {
                 bail!(
@@ -79,7 +96,10 @@ impl HostWeights {
     }
 
     /// Builds weights from tensors held in memory, with the same checks as `load`.
-    pub fn from_tensors(config: &ModelConfig, mut given: HashMap<String, HostTensor>) -> Result<Self> {
+    pub fn from_tensors(
+        config: &ModelConfig,
+        mut given: HashMap<String, HostTensor>,
+    ) -> Result<Self> {
         let mut tensors = HashMap::new();
         for (name, shape) in config.expected_tensors() {
             let t = given
@@ -111,7 +131,11 @@ impl HostWeights {
             .into_iter()
             .map(|(name, shape)| {
                 let n: usize = shape.iter().product();
-                let fan_in = if shape.len() > 1 { shape[1..].iter().product::<usize>() } else { 1 };
+                let fan_in = if shape.len() > 1 {
+                    shape[1..].iter().product::<usize>()
+                } else {
+                    1
+                };
                 let is_norm_scale = name.ends_with("norm.weight")
                     || name.contains("layernorm") && name.ends_with(".weight")
                     || name.contains(".norm") && name.ends_with(".weight");
@@ -128,10 +152,20 @@ impl HostWeights {
                         }
                     })
                     .collect();
-                (name, HostTensor { shape, data, dtype: "F32".into() })
+                (
+                    name,
+                    HostTensor {
+                        shape,
+                        data,
+                        dtype: "F32".into(),
+                    },
+                )
             })
             .collect();
-        Self { tensors, unused: Vec::new() }
+        Self {
+            tensors,
+            unused: Vec::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Result<&HostTensor> {
@@ -154,7 +188,10 @@ impl HostWeights {
         for t in self.tensors.values() {
             *counts.entry(&t.dtype).or_default() += 1;
         }
-        let mut v: Vec<(String, usize)> = counts.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect();
         v.sort();
         v
     }

@@ -57,19 +57,64 @@ pub(crate) fn same_1d(x: usize, k: usize, s: usize) -> (usize, usize) {
 impl Conv2d {
     /// TensorFlow/BiT "SAME": out = ceil(x / s); total pad = max((out-1)*s + k - x, 0); pad/2
     /// before (top/left), the rest after.
-    pub fn same(batch: usize, cin: usize, h: usize, w: usize, cout: usize, k: usize, stride: usize) -> Self {
+    pub fn same(
+        batch: usize,
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+    ) -> Self {
         let (oh, pad_top) = same_1d(h, k, stride);
         let (ow, pad_left) = same_1d(w, k, stride);
-        Self { batch, cin, h, w, cout, kh: k, kw: k, stride, pad_top, pad_left, oh, ow }
+        Self {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        }
     }
 
     /// No padding (PyTorch's default): out = (x - k) / s + 1, floored; the patch projection
     /// (kernel = stride = patch size).
-    pub fn valid(batch: usize, cin: usize, h: usize, w: usize, cout: usize, k: usize, stride: usize) -> Self {
+    pub fn valid(
+        batch: usize,
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+    ) -> Self {
         assert!(stride > 0, "conv2d needs a stride > 0");
-        assert!(h >= k && w >= k, "a 'valid' {k}x{k} conv needs an input of at least {k}x{k}, got {h}x{w}");
+        assert!(
+            h >= k && w >= k,
+            "a 'valid' {k}x{k} conv needs an input of at least {k}x{k}, got {h}x{w}"
+        );
         let (oh, ow) = ((h - k) / stride + 1, (w - k) / stride + 1);
-        Self { batch, cin, h, w, cout, kh: k, kw: k, stride, pad_top: 0, pad_left: 0, oh, ow }
+        Self {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad_top: 0,
+            pad_left: 0,
+            oh,
+            ow,
+        }
     }
 
     /// Elements of the output, `batch * cout * oh * ow`.
@@ -147,7 +192,20 @@ pub fn record(
 
 /// CPU reference, accumulating in f64.
 pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let Conv2d { batch, cin, h, w: wd, cout, kh, kw, stride, pad_top, pad_left, oh, ow } = shape;
+    let Conv2d {
+        batch,
+        cin,
+        h,
+        w: wd,
+        cout,
+        kh,
+        kw,
+        stride,
+        pad_top,
+        pad_left,
+        oh,
+        ow,
+    } = shape;
     assert_eq!(x.len(), shape.in_len(), "conv2d cpu: x length");
     assert_eq!(w.len(), shape.weight_len(), "conv2d cpu: w length");
     let mut y = vec![0.0f32; shape.out_len()];

@@ -54,11 +54,11 @@ pub fn record(
     gpu: &Gpu,
     program: &mut Program,
     shape: Linear,
-    x: &wgpu::Buffer,        // [m, x_row_stride]
-    w: &wgpu::Buffer,        // [n, k]
-    bias: Option<&wgpu::Buffer>, // [n]
+    x: &wgpu::Buffer,                // [m, x_row_stride]
+    w: &wgpu::Buffer,                // [n, k]
+    bias: Option<&wgpu::Buffer>,     // [n]
     residual: Option<&wgpu::Buffer>, // [m, n]
-    y: &wgpu::Buffer,        // [m, n]
+    y: &wgpu::Buffer,                // [m, n]
 ) {
     let mut flags = 0;
     if bias.is_some() {

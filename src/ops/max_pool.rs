@@ -45,7 +45,18 @@ impl MaxPool {
     pub fn same(batch: usize, c: usize, h: usize, w: usize, k: usize, stride: usize) -> Self {
         let (oh, pad_top) = same_1d(h, k, stride);
         let (ow, pad_left) = same_1d(w, k, stride);
-        Self { batch, c, h, w, k, stride, pad_top, pad_left, oh, ow }
+        Self {
+            batch,
+            c,
+            h,
+            w,
+            k,
+            stride,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        }
     }
 
     /// Elements of the output, `batch * c * oh * ow`.
@@ -105,7 +116,18 @@ pub fn record(
 
 /// CPU reference.
 pub fn cpu(shape: MaxPool, x: &[f32]) -> Vec<f32> {
-    let MaxPool { batch, c, h, w, k, stride, pad_top, pad_left, oh, ow } = shape;
+    let MaxPool {
+        batch,
+        c,
+        h,
+        w,
+        k,
+        stride,
+        pad_top,
+        pad_left,
+        oh,
+        ow,
+    } = shape;
     assert_eq!(x.len(), shape.in_len(), "max_pool cpu: x length");
     let mut y = vec![0.0f32; shape.out_len()];
     for plane in 0..batch * c {
@@ -119,7 +141,11 @@ pub fn cpu(shape: MaxPool, x: &[f32]) -> Vec<f32> {
                         let iy = (oy * stride + ky) as isize - pad_top as isize;
                         let ix = (ox * stride + kx) as isize - pad_left as isize;
                         let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
-                        let v = if inside { xp[iy as usize * w + ix as usize] } else { 0.0 };
+                        let v = if inside {
+                            xp[iy as usize * w + ix as usize]
+                        } else {
+                            0.0
+                        };
                         m = m.max(v);
                     }
                 }

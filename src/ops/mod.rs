@@ -168,6 +168,11 @@ impl Program {
         self.encode_range(encoder, start, self.dispatches.len());
     }
 
+    /// Records dispatch `i` alone in its own pass (profiling).
+    pub fn encode_one(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
+        self.encode_range(encoder, i, i + 1);
+    }
+
     fn encode_range(&self, encoder: &mut wgpu::CommandEncoder, from: usize, to: usize) {
         if from >= to {
             return;

@@ -1,0 +1,189 @@
+//! The `vit-hybrid` binary end to end: images and .npy tensors in, plain and JSON results out,
+//! bad inputs reported in place with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safetensors::SafeTensors;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tiny() -> PathBuf {
+    root().join("tests/fixtures/tiny")
+}
+
+fn photo() -> PathBuf {
+    root().join("examples/images/chelsea.png")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vit-hybrid"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// transformers' float64 logits for the photo (input 2 of the tiny fixture).
+fn reference_photo_logits() -> Vec<f64> {
+    let bytes = std::fs::read(tiny().join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("logits").unwrap();
+    let labels = t.shape()[1];
+    let all: Vec<f64> = t
+        .data()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    all[2 * labels..3 * labels].to_vec()
+}
+
+#[test]
+fn classify_photo_json_matches_transformers() {
+    let model = tiny();
+    let (code, stdout, stderr) = run(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--logits",
+        "--top-k",
+        "3",
+        photo().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["input"], photo().to_str().unwrap());
+    assert_eq!(v["top"].as_array().unwrap().len(), 3);
+    let logits: Vec<f64> = v["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let want = reference_photo_logits();
+    for (i, (g, w)) in logits.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() < 1e-4, "logit {i}: {g} vs transformers {w}");
+    }
+    let best = (0..want.len())
+        .max_by(|&a, &b| want[a].total_cmp(&want[b]))
+        .unwrap();
+    assert_eq!(v["top"][0]["index"], best);
+    let p: f64 = v["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["probability"].as_f64().unwrap())
+        .sum();
+    assert!(p > 0.0 && p <= 1.0 + 1e-6);
+}
+
+#[test]
+fn npy_input_and_plain_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(tiny().join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let px = st.tensor("pixel_values").unwrap();
+    let n = px.shape()[1..].iter().product::<usize>();
+    let all: Vec<f32> = px
+        .data()
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+        .collect();
+    let npy = dir.path().join("photo.npy");
+    vit_hybrid::npy::write_f32(&npy, &[1, 3, 96, 96], &all[2 * n..3 * n]).unwrap();
+    let model = tiny();
+    let (code, stdout, stderr) = run(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        npy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.starts_with(npy.to_str().unwrap()), "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        6,
+        "a header and 5 classes: {stdout}"
+    );
+    assert!(stdout.contains("tiny class"), "{stdout}");
+}
+
+#[test]
+fn bad_inputs_are_reported_in_place_and_the_rest_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, b"this is not a JPEG").unwrap();
+    let wrong = dir.path().join("wrong.npy");
+    vit_hybrid::npy::write_f32(&wrong, &[3, 8, 8], &[0.0; 192]).unwrap();
+    let missing = dir.path().join("missing.png");
+    let model = tiny();
+    let args: Vec<String> = vec![
+        "classify".into(),
+        "--model".into(),
+        model.display().to_string(),
+        "--json".into(),
+        empty.display().to_string(),
+        photo().display().to_string(),
+        text.display().to_string(),
+        wrong.display().to_string(),
+        missing.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 1, "some inputs failed: exit 1; stderr: {stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["input"], args[4 + i]);
+        assert_eq!(v.get("error").is_none(), i == 1, "line {i}: {v}");
+    }
+    assert!(lines[3]["error"].as_str().unwrap().contains("[3, 8, 8]"));
+    assert_eq!(
+        stderr.matches("error:").count() - stderr.matches("XDG_RUNTIME_DIR").count(),
+        4,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn broken_model_is_one_clear_error() {
+    let (code, _, stderr) = run(&[
+        "classify",
+        "--model",
+        "/nonexistent/model",
+        photo().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/model"), "{stderr}");
+}
+
+#[test]
+fn info_describes_model_and_adapter() {
+    let model = tiny();
+    let (code, stdout, stderr) = run(&["info", "--model", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "adapter:",
+        "parameters:   122250 in 115 tensors",
+        "F32 x115",
+        "96x96",
+        "10",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "info output lacks {needle:?}:\n{stdout}"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Every shader in shaders/ parses and validates with naga, and every file there is known to
+//! the crate (so none is left out of this check or of the pipeline cache).
+
+use vit_hybrid::ops::ALL_KERNELS;
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for k in ALL_KERNELS {
+        let module = naga::front::wgsl::parse_str(k.source).unwrap_or_else(|e| {
+            panic!(
+                "shaders/{}.wgsl does not parse:\n{}",
+                k.name,
+                e.emit_to_string(k.source)
+            )
+        });
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        validator.validate(&module).unwrap_or_else(|e| {
+            panic!(
+                "shaders/{}.wgsl does not validate:\n{}",
+                k.name,
+                e.emit_to_string(k.source)
+            )
+        });
+        assert!(
+            module
+                .entry_points
+                .iter()
+                .any(|e| e.stage == naga::ShaderStage::Compute),
+            "shaders/{}.wgsl has no compute entry point",
+            k.name
+        );
+    }
+}
+
+#[test]
+fn every_shader_file_is_registered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "wgsl")
+                .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    files.sort();
+    let mut known: Vec<String> = ALL_KERNELS.iter().map(|k| k.name.to_string()).collect();
+    known.sort();
+    assert_eq!(
+        files, known,
+        "shaders/ and ops::ALL_KERNELS list different shaders"
+    );
+}
