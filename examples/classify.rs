@@ -7,7 +7,9 @@ use vit_hybrid::{Gpu, GpuOptions, Model};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (model_dir, images) = args.split_first().context("usage: classify MODEL_DIR IMAGE...")?;
+    let (model_dir, images) = args
+        .split_first()
+        .context("usage: classify MODEL_DIR IMAGE...")?;
 
     // One GPU context; an app that already has a wgpu device would use Gpu::from_device.
     let gpu = Arc::new(Gpu::new(&GpuOptions::default())?);

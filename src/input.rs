@@ -5,12 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 
+use crate::config::ModelConfig;
 use crate::model::Model;
+use crate::preprocess::PreprocessConfig;
 use crate::{npy, preprocess};
 
-/// Reads `path` into a [3, H, W] tensor of the size `model` takes.
-pub fn load(path: &Path, model: &Model) -> Result<Vec<f32>> {
-    let (h, w) = model.config.image_size;
+/// Reads `path` into a [3, H, W] tensor of the size the model of `config` takes.
+pub fn load(path: &Path, config: &ModelConfig, pre: &PreprocessConfig) -> Result<Vec<f32>> {
+    let (h, w) = config.image_size;
     let is_npy = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
@@ -29,7 +31,7 @@ pub fn load(path: &Path, model: &Model) -> Result<Vec<f32>> {
         );
         return Ok(data);
     }
-    let pixels = preprocess::preprocess_file(path, &model.preprocess)?;
+    let pixels = preprocess::preprocess_file(path, pre)?;
     ensure!(
         (pixels.height, pixels.width) == (h, w),
         "{}: preprocessing gives {}x{} pixels but the model takes {h}x{w} (check preprocessor_config.json)",

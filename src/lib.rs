@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod gpu;
+pub mod hub;
 pub mod input;
 pub mod model;
 pub mod npy;

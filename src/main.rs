@@ -1,14 +1,16 @@
-//! The `vit-hybrid` command line: classify images or tensors, and describe a model.
+//! The `vit-hybrid` command line: classify images or tensors, preprocess, describe a model.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
-use vit_hybrid::{Gpu, GpuOptions, Model, input};
+use vit_hybrid::{Classification, Gpu, GpuOptions, Model, hub, npy, preprocess};
+
+mod inputs;
 
 #[derive(Parser)]
 #[command(
@@ -23,9 +25,11 @@ struct Cli {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Model folder holding config.json, preprocessor_config.json and model.safetensors.
-    #[arg(long)]
-    model: PathBuf,
+    /// Model folder (config.json, preprocessor_config.json, model.safetensors) or Hugging Face
+    /// hub id, downloaded once into the hub cache (HF_HOME / HF_HUB_CACHE; HF_HUB_OFFLINE=1
+    /// uses the cache only).
+    #[arg(long, default_value = hub::DEFAULT_MODEL)]
+    model: String,
     /// Adapter to run on: a substring of its name or its index (see `info`).
     #[arg(long)]
     adapter: Option<String>,
@@ -33,7 +37,8 @@ struct ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify image files (PNG, JPEG, ...) or .npy float32 tensors [3,H,W] / [1,3,H,W].
+    /// Classify image files, folders of images (recursively) or .npy float32 tensors
+    /// [3,H,W] / [1,3,H,W].
     Classify {
         #[command(flatten)]
         model: ModelArgs,
@@ -43,14 +48,23 @@ enum Command {
         /// One JSON object per line per input.
         #[arg(long)]
         json: bool,
-        /// Include all logits in the JSON output.
+        /// Include all logits in the output.
         #[arg(long)]
         logits: bool,
-        /// Images per forward pass.
-        #[arg(long, default_value_t = 8)]
-        batch_size: usize,
+        /// Images per forward pass (default: chosen from the adapter).
+        #[arg(long)]
+        batch_size: Option<usize>,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+    },
+    /// Write the float32 [1, 3, H, W] tensor the network would get for an image.
+    Preprocess {
+        /// Model folder or hub id (only its preprocessor_config.json is read).
+        #[arg(long, default_value = hub::DEFAULT_MODEL)]
+        model: String,
+        image: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Show the adapter, the model's configuration, parameter count and tensor dtypes.
     Info {
@@ -64,87 +78,135 @@ fn open(args: &ModelArgs) -> Result<Model> {
         adapter: args.adapter.clone(),
         backends: None,
     })?;
-    Model::load(Arc::new(gpu), &args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))
+    Model::from_pretrained(Arc::new(gpu), &args.model)
+        .with_context(|| format!("loading model {}", args.model))
 }
 
-/// Classifies every input in order; a bad input is reported in its place and the rest still run.
+/// Batch size when none is given: several images per pass on a GPU, few on a CPU adapter
+/// where a batch gains little and delays the first result.
+fn default_batch(model: &Model) -> Result<usize> {
+    let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
+    Ok(model.max_chunk()?.min(if cpu { 2 } else { 16 }))
+}
+
+struct Printer {
+    json: bool,
+    logits: bool,
+    failures: usize,
+}
+
+impl Printer {
+    fn print(
+        &mut self,
+        out: &mut impl Write,
+        path: &Path,
+        result: Result<Classification, String>,
+    ) -> Result<()> {
+        let name = path.display().to_string();
+        match result {
+            Ok(c) if self.json => {
+                let top: Vec<_> = c
+                    .top
+                    .iter()
+                    .map(|p| json!({"index": p.index, "label": p.label, "probability": p.probability}))
+                    .collect();
+                let mut obj = json!({"input": name, "top": top});
+                if self.logits {
+                    obj["logits"] = json!(c.logits);
+                }
+                writeln!(out, "{obj}")?;
+            }
+            Ok(c) => {
+                writeln!(out, "{name}")?;
+                for (rank, p) in c.top.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "  {:>2}. {:>6.2}%  {} [{}]",
+                        rank + 1,
+                        p.probability * 100.0,
+                        p.label,
+                        p.index
+                    )?;
+                }
+                if self.logits {
+                    writeln!(out, "  logits: {:?}", c.logits)?;
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                eprintln!("error: {name}: {e}");
+                if self.json {
+                    writeln!(out, "{}", json!({"input": name, "error": e}))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Classifies every input in order, streaming: a decoder thread reads ahead while the GPU runs,
+/// each batch is printed as soon as it is done, and a bad input is reported in its place.
 fn classify(
     model: &Model,
-    inputs: &[PathBuf],
+    paths: &[PathBuf],
     top_k: usize,
-    json_out: bool,
-    with_logits: bool,
-    batch_size: usize,
-) -> Result<bool> {
-    let mut all_ok = true;
+    printer: &mut Printer,
+    batch: usize,
+) -> Result<()> {
+    let files = inputs::expand(paths);
+    let total = files.len() as u64;
+    let bar = if std::io::stderr().is_terminal() && total > 1 {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} images {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut out = std::io::stdout().lock();
-    for group in inputs.chunks(batch_size.max(1)) {
-        let mut pixels = Vec::new();
-        let mut loaded = Vec::new();
-        let mut results: Vec<Result<vit_hybrid::Classification, String>> = Vec::new();
-        for path in group {
-            match input::load(path, model) {
-                Ok(p) => {
-                    pixels.extend(p);
-                    loaded.push(results.len());
-                    results.push(Err(String::new()));
-                }
-                Err(e) => results.push(Err(format!("{e:#}"))),
-            }
+    let decoded = inputs::decode_ahead(files, model, 2 * batch);
+    let mut pending: Vec<(PathBuf, Result<Vec<f32>, String>)> = Vec::with_capacity(batch);
+    let mut flush = |pending: &mut Vec<(PathBuf, Result<Vec<f32>, String>)>,
+                     out: &mut std::io::StdoutLock<'_>|
+     -> Result<()> {
+        let ok: Vec<&Vec<f32>> = pending
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .collect();
+        let mut results = if ok.is_empty() {
+            Vec::new()
+        } else {
+            let pixels: Vec<f32> = ok.iter().flat_map(|p| p.iter().copied()).collect();
+            model.classify(&pixels, ok.len(), top_k)?
         }
-        if !loaded.is_empty() {
-            let classified = model.classify(&pixels, loaded.len(), top_k)?;
-            for (slot, c) in loaded.into_iter().zip(classified) {
-                results[slot] = Ok(c);
-            }
-        }
-        for (path, result) in group.iter().zip(results) {
-            let name = path.display().to_string();
-            match result {
-                Ok(c) if json_out => {
-                    let top: Vec<_> = c
-                        .top
-                        .iter()
-                        .map(|p| json!({"index": p.index, "label": p.label, "probability": p.probability}))
-                        .collect();
-                    let mut obj = json!({"input": name, "top": top});
-                    if with_logits {
-                        obj["logits"] = json!(c.logits);
-                    }
-                    writeln!(out, "{obj}")?;
-                }
-                Ok(c) => {
-                    writeln!(out, "{name}")?;
-                    for (rank, p) in c.top.iter().enumerate() {
-                        writeln!(
-                            out,
-                            "  {:>2}. {:>6.2}%  {} [{}]",
-                            rank + 1,
-                            p.probability * 100.0,
-                            p.label,
-                            p.index
-                        )?;
-                    }
-                    if with_logits {
-                        writeln!(out, "  logits: {:?}", c.logits)?;
-                    }
-                }
-                Err(e) => {
-                    all_ok = false;
-                    eprintln!("error: {name}: {e}");
-                    if json_out {
-                        writeln!(out, "{}", json!({"input": name, "error": e}))?;
-                    }
-                }
-            }
+        .into_iter();
+        for (path, r) in pending.drain(..) {
+            let r = match r {
+                Ok(_) => Ok(results.next().expect("one result per decoded input")),
+                Err(e) => Err(e),
+            };
+            bar.suspend(|| printer.print(out, &path, r))?;
+            bar.inc(1);
         }
         out.flush()?;
+        Ok(())
+    };
+    for item in decoded {
+        pending.push(item);
+        if pending.len() == batch {
+            flush(&mut pending, &mut out)?;
+        }
     }
-    Ok(all_ok)
+    flush(&mut pending, &mut out)?;
+    bar.finish_and_clear();
+    Ok(())
 }
 
-fn info(model: &Model) {
+fn info(model: &Model) -> Result<()> {
     let c = &model.config;
     let b = &c.backbone;
     println!("adapter:      {}", model.gpu().describe());
@@ -195,8 +257,29 @@ fn info(model: &Model) {
         "work:         {:.2} GFLOP per image",
         2.0 * c.multiply_adds() / 1e9
     );
+    println!(
+        "max batch:    {} images per pass within the adapter's binding limit",
+        model.max_chunk()?
+    );
+    Ok(())
 }
 
+fn preprocess_cmd(model: &str, image: &Path, out: &Path) -> Result<()> {
+    let dir = hub::resolve(model)?;
+    let cfg = preprocess::PreprocessConfig::load(&dir.join("preprocessor_config.json"))?;
+    let px = preprocess::preprocess_file(image, &cfg)?;
+    npy::write_f32(out, &[1, 3, px.height, px.width], &px.data)
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {} ([1, 3, {}, {}] float32)",
+        out.display(),
+        px.height,
+        px.width
+    );
+    Ok(())
+}
+
+/// Ok(true): everything worked; Ok(false): some inputs failed.
 fn run() -> Result<bool> {
     match Cli::parse().command {
         Command::Classify {
@@ -208,12 +291,22 @@ fn run() -> Result<bool> {
             inputs,
         } => {
             let model = open(&model)?;
-            classify(&model, &inputs, top_k, json, logits, batch_size)
+            let batch = match batch_size {
+                Some(b) => b.max(1),
+                None => default_batch(&model)?,
+            };
+            let mut printer = Printer {
+                json,
+                logits,
+                failures: 0,
+            };
+            classify(&model, &inputs, top_k, &mut printer, batch)?;
+            Ok(printer.failures == 0)
         }
-        Command::Info { model } => {
-            info(&open(&model)?);
-            Ok(true)
+        Command::Preprocess { model, image, out } => {
+            preprocess_cmd(&model, &image, &out).map(|_| true)
         }
+        Command::Info { model } => info(&open(&model)?).map(|_| true),
     }
 }
 

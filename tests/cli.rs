@@ -19,10 +19,20 @@ fn photo() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vit-hybrid"))
-        .args(args)
-        .output()
-        .unwrap();
+    run_env(args, &[])
+}
+
+/// Runs the binary with a clean Hugging Face environment plus `env`.
+fn run_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vit-hybrid"));
+    cmd.args(args)
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HOME")
+        .env_remove("HF_HUB_CACHE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -186,4 +196,163 @@ fn info_describes_model_and_adapter() {
             "info output lacks {needle:?}:\n{stdout}"
         );
     }
+}
+
+/// A hub cache laid out as huggingface_hub writes it, holding the tiny model as `test/tiny`.
+fn prepared_cache() -> tempfile::TempDir {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--test--tiny");
+    let snap = repo.join("snapshots/0123456789abcdef");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for f in [
+        "config.json",
+        "preprocessor_config.json",
+        "model.safetensors",
+    ] {
+        std::fs::copy(tiny().join(f), snap.join(f)).unwrap();
+    }
+    cache
+}
+
+#[test]
+fn hub_id_from_prepared_cache_offline() {
+    let cache = prepared_cache();
+    let one = Path::new("1");
+    let (code, stdout, stderr) = run_env(
+        &[
+            "classify",
+            "--model",
+            "test/tiny",
+            "--top-k",
+            "1",
+            photo().to_str().unwrap(),
+        ],
+        &[("HF_HUB_CACHE", cache.path()), ("HF_HUB_OFFLINE", one)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("tiny class"), "{stdout}");
+    // HF_HOME/hub is the cache when HF_HUB_CACHE is unset.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::rename(cache.path(), home.path().join("hub")).unwrap();
+    let (code, _, stderr) = run_env(
+        &["info", "--model", "test/tiny"],
+        &[("HF_HOME", home.path()), ("HF_HUB_OFFLINE", one)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn hub_id_missing_offline_or_unreachable_names_the_cache() {
+    let cache = prepared_cache();
+    let (code, _, stderr) = run_env(
+        &["info", "--model", "test/absent"],
+        &[
+            ("HF_HUB_CACHE", cache.path()),
+            ("HF_HUB_OFFLINE", Path::new("1")),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("test/absent") && stderr.contains(cache.path().to_str().unwrap()),
+        "{stderr}"
+    );
+    // With the network "on" but the hub unreachable (a closed local port), the error says so.
+    let (code, _, stderr) = run_env(
+        &["info", "--model", "test/absent"],
+        &[
+            ("HF_HUB_CACHE", cache.path()),
+            ("HF_ENDPOINT", Path::new("http://127.0.0.1:9")),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no network") && stderr.contains(cache.path().to_str().unwrap()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn folders_recursive_sorted_and_batches_keep_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
+    for name in ["z.png", "b/c/y.PNG", "b/a.png", "m.png"] {
+        std::fs::copy(photo(), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "skipped").unwrap();
+    std::fs::write(dir.path().join("b/broken.png"), "not a png").unwrap();
+    let model = tiny();
+    let (code, stdout, stderr) = run(&[
+        "classify",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        "--batch-size",
+        "2",
+        photo().to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "the broken file fails: {stderr}");
+    let inputs: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["input"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let d = dir.path().display();
+    let want = vec![
+        photo().display().to_string(),
+        format!("{d}/b/a.png"),
+        format!("{d}/b/broken.png"),
+        format!("{d}/b/c/y.PNG"),
+        format!("{d}/m.png"),
+        format!("{d}/z.png"),
+    ];
+    assert_eq!(inputs, want);
+    // The same photo gives the same answer wherever it falls in a batch.
+    let tops: Vec<String> = stdout
+        .lines()
+        .filter(|l| !l.contains("error"))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["top"].to_string()
+        })
+        .collect();
+    assert!(tops.windows(2).all(|w| w[0] == w[1]), "{stdout}");
+}
+
+#[test]
+fn preprocess_writes_what_transformers_feeds_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("px.npy");
+    let model = tiny();
+    let (code, _, stderr) = run(&[
+        "preprocess",
+        "--model",
+        model.to_str().unwrap(),
+        photo().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (shape, data) = vit_hybrid::npy::read_f32(&out).unwrap();
+    assert_eq!(shape, vec![1, 3, 96, 96]);
+    let bytes = std::fs::read(tiny().join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let px = st.tensor("pixel_values").unwrap();
+    let n = 3 * 96 * 96;
+    let want: Vec<f32> = px
+        .data()
+        .chunks_exact(8)
+        .skip(2 * n)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+        .collect();
+    assert_eq!(
+        data, want,
+        "PNG preprocessing must equal transformers' bit for bit"
+    );
 }

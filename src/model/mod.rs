@@ -105,6 +105,12 @@ impl Model {
         Self::from_weights(gpu, config, preprocess, &weights)
     }
 
+    /// Loads a model folder or a Hugging Face hub id (see [`crate::hub::resolve`]).
+    pub fn from_pretrained(gpu: Arc<Gpu>, model: &str) -> Result<Self> {
+        let dir = crate::hub::resolve(model)?;
+        Self::load(gpu, &dir)
+    }
+
     /// Uploads checked host weights (weight standardisation and QKV stacking happen here).
     pub fn from_weights(
         gpu: Arc<Gpu>,
