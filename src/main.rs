@@ -10,6 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use vit_hybrid::{Classification, Gpu, GpuOptions, Model, hub, npy, preprocess};
 
+#[cfg(feature = "gui")]
+mod gui;
 mod inputs;
 
 #[derive(Parser)]
@@ -66,11 +68,31 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Open the desktop app: drop images, see the classes and where the GPU time goes.
+    #[cfg(feature = "gui")]
+    Gui(GuiArgs),
     /// Show the adapter, the model's configuration, parameter count and tensor dtypes.
     Info {
         #[command(flatten)]
         model: ModelArgs,
     },
+}
+
+/// Arguments of `vit-hybrid gui`.
+#[cfg(feature = "gui")]
+#[derive(Args, Clone, Debug)]
+pub struct GuiArgs {
+    /// Model folder or hub id.
+    #[arg(long, default_value = hub::DEFAULT_MODEL)]
+    pub model: String,
+    /// Images to open (the first is shown and classified; the others can be stepped through).
+    pub images: Vec<PathBuf>,
+    /// Render the window to this PNG once the first result is shown (headless checks).
+    #[arg(long)]
+    pub screenshot: Option<PathBuf>,
+    /// Quit once the first result is shown (and the screenshot, if asked for, is written).
+    #[arg(long)]
+    pub exit_after_first_result: bool,
 }
 
 fn open(args: &ModelArgs) -> Result<Model> {
@@ -307,6 +329,8 @@ fn run() -> Result<bool> {
             preprocess_cmd(&model, &image, &out).map(|_| true)
         }
         Command::Info { model } => info(&open(&model)?).map(|_| true),
+        #[cfg(feature = "gui")]
+        Command::Gui(args) => gui::run(args).map(|_| true),
     }
 }
 
