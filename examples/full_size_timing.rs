@@ -46,7 +46,7 @@ fn main() -> Result<()> {
             warm / batch as f64,
             gflop * batch as f64 / warm
         );
-        let times = model.profile(&pixels, batch)?;
+        let (times, _) = model.profile(&pixels, batch)?;
         let total: f64 = times.iter().map(|t| t.seconds).sum();
         println!("  per kernel (dispatches timed one by one, total {total:.2} s):");
         for (k, s, f, n) in profile::aggregate(&times, |t| format!("{}:{}", t.kernel, t.entry)) {

@@ -118,9 +118,11 @@ impl Gpu {
         let adapter = pick_adapter(opts)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // Timestamps make `profile` exact where the adapter has them; nothing else is needed.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("vit-hybrid"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

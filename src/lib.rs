@@ -1,6 +1,7 @@
 //! vit-hybrid: the hybrid Vision Transformer (BiT ResNet stem + ViT encoder) on any GPU
 //! through wgpu, every layer a WGSL compute shader.
 
+pub mod bench;
 pub mod config;
 pub mod gpu;
 pub mod hub;

@@ -71,6 +71,38 @@ enum Command {
     /// Open the desktop app: drop images, see the classes and where the GPU time goes.
     #[cfg(feature = "gui")]
     Gui(GuiArgs),
+    /// Time cold start and warm inference; GFLOP/s from the model's operation count.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Bench random weights for this config.json instead of loading --model's weights
+        /// (e.g. tests/data/vit-hybrid-base-bit-384.config.json: the full-size model).
+        #[arg(long)]
+        random_config: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+        /// Timed runs after the first.
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// GPU time of every dispatch, per shader and per layer; optionally a Chrome trace.
+    Profile {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Profile random weights for this config.json instead of --model's weights.
+        #[arg(long)]
+        random_config: Option<PathBuf>,
+        /// Image (or .npy) to run; random pixels if absent.
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+        /// Write a Chrome trace-event file (open it in Perfetto or chrome://tracing).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
     /// Show the adapter, the model's configuration, parameter count and tensor dtypes.
     Info {
         #[command(flatten)]
@@ -95,13 +127,100 @@ pub struct GuiArgs {
     pub exit_after_first_result: bool,
 }
 
-fn open(args: &ModelArgs) -> Result<Model> {
-    let gpu = Gpu::new(&GpuOptions {
+fn gpu(args: &ModelArgs) -> Result<Arc<Gpu>> {
+    let opts = GpuOptions {
         adapter: args.adapter.clone(),
         backends: None,
-    })?;
-    Model::from_pretrained(Arc::new(gpu), &args.model)
+    };
+    Ok(Arc::new(Gpu::new(&opts)?))
+}
+
+fn open(args: &ModelArgs) -> Result<Model> {
+    Model::from_pretrained(gpu(args)?, &args.model)
         .with_context(|| format!("loading model {}", args.model))
+}
+
+/// `--model`, or random weights for `--random-config`.
+fn open_or_random(args: &ModelArgs, random_config: Option<&Path>) -> Result<Model> {
+    match random_config {
+        None => open(args),
+        Some(path) => {
+            let config = vit_hybrid::config::ModelConfig::load(path)?;
+            let weights = vit_hybrid::model::weights::HostWeights::random(&config, 0);
+            let pre = preprocess::PreprocessConfig::default();
+            Model::from_weights(gpu(args)?, config, pre, &weights)
+        }
+    }
+}
+
+fn bench_cmd(
+    args: &ModelArgs,
+    random_config: Option<&Path>,
+    batch: usize,
+    iters: usize,
+    json_out: bool,
+) -> Result<()> {
+    let source = match random_config {
+        Some(p) => vit_hybrid::bench::Source::RandomConfig(p),
+        None => vit_hybrid::bench::Source::Pretrained(&args.model),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let progress = |what: &str| {
+        if tty {
+            eprint!("\r\x1b[2Kbench: {what}");
+        } else {
+            eprintln!("bench: {what}");
+        }
+    };
+    let report = vit_hybrid::bench::run(gpu(args)?, source, batch, iters, &progress)?;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    if json_out {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn profile_cmd(
+    model: &Model,
+    image: Option<&Path>,
+    batch: usize,
+    trace: Option<&Path>,
+) -> Result<()> {
+    use vit_hybrid::profile::{aggregate, chrome_trace, table};
+    let one = match image {
+        Some(p) => vit_hybrid::input::load(p, &model.config, &model.preprocess)?,
+        None => (0..model.image_len())
+            .map(|i| ((i * 7919 % 255) as f32 / 127.5) - 1.0)
+            .collect(),
+    };
+    let batch = batch.max(1);
+    let pixels: Vec<f32> = (0..batch).flat_map(|_| one.iter().copied()).collect();
+    let (times, method) = model.profile(&pixels, batch)?;
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    println!("adapter: {}", model.gpu().describe());
+    println!("timing:  {}", method.describe());
+    println!(
+        "batch {batch}: {} dispatches, {:.3} ms of GPU time\n",
+        times.len(),
+        total * 1e3
+    );
+    let per_shader = aggregate(&times, |t| format!("{}:{}", t.kernel, t.entry));
+    println!("{}", table("shader", &per_shader, total));
+    let per_layer = aggregate(&times, |t| t.layer.clone());
+    println!("{}", table("layer", &per_layer, total));
+    if let Some(path) = trace {
+        let text = serde_json::to_string(&chrome_trace(&times, method))?;
+        std::fs::write(path, text).with_context(|| format!("writing trace {}", path.display()))?;
+        eprintln!(
+            "wrote {} (open in https://ui.perfetto.dev or chrome://tracing)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Batch size when none is given: several images per pass on a GPU, few on a CPU adapter
@@ -329,6 +448,23 @@ fn run() -> Result<bool> {
             preprocess_cmd(&model, &image, &out).map(|_| true)
         }
         Command::Info { model } => info(&open(&model)?).map(|_| true),
+        Command::Bench {
+            model,
+            random_config,
+            batch_size,
+            iters,
+            json,
+        } => bench_cmd(&model, random_config.as_deref(), batch_size, iters, json).map(|_| true),
+        Command::Profile {
+            model,
+            random_config,
+            image,
+            batch_size,
+            trace,
+        } => {
+            let m = open_or_random(&model, random_config.as_deref())?;
+            profile_cmd(&m, image.as_deref(), batch_size, trace.as_deref()).map(|_| true)
+        }
         #[cfg(feature = "gui")]
         Command::Gui(args) => gui::run(args).map(|_| true),
     }

@@ -1,12 +1,14 @@
-//! Where the GPU time goes: every dispatch of a recorded program timed on its own.
+//! Where the GPU time goes: the time of every dispatch of a recorded program.
 //!
-//! This is the fallback that works on every adapter (one submission per dispatch, timed on
-//! the host); it overstates tiny dispatches by the submit latency but ranks kernels well.
+//! With `TIMESTAMP_QUERY` each dispatch runs in its own compute pass whose start and end the
+//! GPU stamps, all in one submission. Without it, each dispatch is submitted alone and timed
+//! on the host: that overstates tiny dispatches by the submit latency but ranks kernels well.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result, anyhow};
+use serde_json::json;
 
 use crate::gpu::Gpu;
 use crate::ops::Program;
@@ -17,47 +19,214 @@ pub struct DispatchTime {
     pub kernel: &'static str,
     pub entry: &'static str,
     pub layer: String,
+    /// Start relative to the first dispatch, in seconds.
+    pub start: f64,
     pub seconds: f64,
     pub flops: f64,
     pub bytes: f64,
 }
 
-/// Runs each dispatch of `program` in its own submission and times it.
+/// How the times were taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GPU timestamps around each dispatch.
+    Timestamps,
+    /// One submission per dispatch, host clock (the adapter has no timestamp queries).
+    SeparateSubmissions,
+}
+
+impl Method {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Method::Timestamps => "GPU timestamp queries",
+            Method::SeparateSubmissions => {
+                "separate submissions timed on the host (the adapter has no timestamp queries)"
+            }
+        }
+    }
+}
+
+/// Times every dispatch of `program`, with timestamps where the device has them.
+pub fn time_program(gpu: &Gpu, program: &Program) -> Result<(Vec<DispatchTime>, Method)> {
+    if gpu
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        Ok((time_with_timestamps(gpu, program)?, Method::Timestamps))
+    } else {
+        Ok((time_dispatches(gpu, program)?, Method::SeparateSubmissions))
+    }
+}
+
+fn entry(program: &Program, i: usize, start: f64, seconds: f64) -> DispatchTime {
+    let d = &program.dispatches[i];
+    DispatchTime {
+        kernel: d.kernel,
+        entry: d.entry,
+        layer: d.layer.clone(),
+        start,
+        seconds,
+        flops: d.flops,
+        bytes: d.bytes,
+    }
+}
+
+/// Query sets hold at most this many timestamps (wgpu's limit).
+const MAX_QUERIES: usize = 4096;
+
+fn time_with_timestamps(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>> {
+    let n = program.dispatches.len();
+    let period_ns = gpu.queue.get_timestamp_period() as f64;
+    let mut stamps: Vec<u64> = Vec::with_capacity(2 * n);
+    for first in (0..n).step_by(MAX_QUERIES / 2) {
+        let count = (n - first).min(MAX_QUERIES / 2);
+        let queries = (2 * count) as u32;
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let bytes = queries as u64 * 8;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile.resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile.readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for j in 0..count {
+            program.encode_timed(&mut encoder, first + j, &set, 2 * j as u32);
+        }
+        encoder.resolve_query_set(&set, 0..queries, &resolve, 0);
+        encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+        gpu.queue.submit([encoder.finish()]);
+        // Timestamps are u64: read them as pairs of u32 words.
+        let words = gpu
+            .map_read(&staging, 2 * queries as usize)
+            .context("reading timestamps")?;
+        stamps.extend(
+            words
+                .chunks_exact(2)
+                .map(|w| w[0].to_bits() as u64 | (w[1].to_bits() as u64) << 32),
+        );
+    }
+    let t0 = stamps.first().copied().unwrap_or(0);
+    Ok((0..n)
+        .map(|i| {
+            let (a, b) = (stamps[2 * i], stamps[2 * i + 1]);
+            let start = a.saturating_sub(t0) as f64 * period_ns * 1e-9;
+            entry(
+                program,
+                i,
+                start,
+                b.saturating_sub(a) as f64 * period_ns * 1e-9,
+            )
+        })
+        .collect())
+}
+
+/// Runs each dispatch of `program` in its own submission and times it on the host.
 pub fn time_dispatches(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>> {
     let mut out = Vec::with_capacity(program.dispatches.len());
-    for (i, d) in program.dispatches.iter().enumerate() {
+    let mut clock = 0.0;
+    for i in 0..program.dispatches.len() {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         program.encode_one(&mut encoder, i);
         let t = Instant::now();
         gpu.queue.submit([encoder.finish()]);
         gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow::anyhow!("waiting for the GPU: {e}"))?;
-        out.push(DispatchTime {
-            kernel: d.kernel,
-            entry: d.entry,
-            layer: d.layer.clone(),
-            seconds: t.elapsed().as_secs_f64(),
-            flops: d.flops,
-            bytes: d.bytes,
-        });
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        let s = t.elapsed().as_secs_f64();
+        out.push(entry(program, i, clock, s));
+        clock += s;
     }
     Ok(out)
 }
 
+/// One row of an aggregated profile.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub key: String,
+    pub seconds: f64,
+    pub flops: f64,
+    pub bytes: f64,
+    pub dispatches: usize,
+}
+
 /// Totals per key (e.g. per kernel), sorted by time, largest first.
-pub fn aggregate<K: Fn(&DispatchTime) -> String>(
-    times: &[DispatchTime],
-    key: K,
-) -> Vec<(String, f64, f64, usize)> {
-    let mut m: HashMap<String, (f64, f64, usize)> = HashMap::new();
+pub fn aggregate<K: Fn(&DispatchTime) -> String>(times: &[DispatchTime], key: K) -> Vec<Row> {
+    let mut m: HashMap<String, Row> = HashMap::new();
     for t in times {
-        let e = m.entry(key(t)).or_default();
-        e.0 += t.seconds;
-        e.1 += t.flops;
-        e.2 += 1;
+        let k = key(t);
+        let e = m.entry(k.clone()).or_insert(Row {
+            key: k,
+            seconds: 0.0,
+            flops: 0.0,
+            bytes: 0.0,
+            dispatches: 0,
+        });
+        e.seconds += t.seconds;
+        e.flops += t.flops;
+        e.bytes += t.bytes;
+        e.dispatches += 1;
     }
-    let mut v: Vec<_> = m.into_iter().map(|(k, (s, f, n))| (k, s, f, n)).collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut v: Vec<Row> = m.into_values().collect();
+    v.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     v
+}
+
+/// A text table of `rows` with share of `total`, GFLOP/s and GB/s.
+pub fn table(title: &str, rows: &[Row], total: f64) -> String {
+    let mut s = format!(
+        "{title:<40} {:>10} {:>7} {:>6} {:>9} {:>8}\n",
+        "ms", "share", "calls", "GFLOP/s", "GB/s"
+    );
+    for r in rows {
+        let rate = |x: f64| {
+            if r.seconds > 0.0 {
+                x / r.seconds / 1e9
+            } else {
+                0.0
+            }
+        };
+        s += &format!(
+            "{:<40} {:>10.3} {:>6.1}% {:>6} {:>9.2} {:>8.2}\n",
+            r.key,
+            r.seconds * 1e3,
+            100.0 * r.seconds / total.max(1e-12),
+            r.dispatches,
+            rate(r.flops),
+            rate(r.bytes)
+        );
+    }
+    s
+}
+
+/// A Chrome trace-event file (Perfetto, chrome://tracing): one complete event per dispatch,
+/// named after its shader, with the layer in its args.
+pub fn chrome_trace(times: &[DispatchTime], method: Method) -> serde_json::Value {
+    let events: Vec<_> = times
+        .iter()
+        .map(|t| {
+            json!({
+                "name": format!("{}:{}", t.kernel, t.entry),
+                "cat": t.kernel,
+                "ph": "X",
+                "ts": t.start * 1e6,
+                "dur": t.seconds * 1e6,
+                "pid": 1,
+                "tid": 1,
+                "args": {"layer": t.layer, "gflop": t.flops / 1e9, "mbytes": t.bytes / 1e6},
+            })
+        })
+        .collect();
+    json!({"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"timing": method.describe()}})
 }

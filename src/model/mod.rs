@@ -322,12 +322,13 @@ impl Model {
         Ok((logits, stages))
     }
 
-    /// Times every dispatch of one forward pass on its own (see [`crate::profile`]).
+    /// Times every dispatch of one forward pass of `pixels` (see [`crate::profile`]).
     pub fn profile(
         &self,
         pixels: &[f32],
         batch: usize,
-    ) -> Result<Vec<crate::profile::DispatchTime>> {
+    ) -> Result<(Vec<crate::profile::DispatchTime>, crate::profile::Method)> {
+        // The real pass leaves every dispatch's inputs in place and warms the pipelines.
         self.forward(pixels, batch)?;
         let plan = self.plan(batch, false)?;
         let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
@@ -335,7 +336,12 @@ impl Model {
             plan.chunk == plan.batch,
             "profiling needs the batch in one chunk"
         );
-        crate::profile::time_dispatches(&self.gpu, &plan.program)
+        crate::profile::time_program(&self.gpu, &plan.program)
+    }
+
+    /// Creates the buffers and pipelines for `batch` ahead of the first forward pass.
+    pub fn prepare(&self, batch: usize) -> Result<()> {
+        self.plan(batch, false).map(|_| ())
     }
 
     /// Logits and the `k` most probable classes of every image in `pixels` [batch, 3, H, W].

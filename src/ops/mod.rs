@@ -173,6 +173,30 @@ impl Program {
         self.encode_range(encoder, i, i + 1);
     }
 
+    /// Records dispatch `i` alone in a pass whose start and end are stamped into `set` at
+    /// `index` and `index + 1` (profiling with timestamp queries).
+    pub fn encode_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        set: &wgpu::QuerySet,
+        index: u32,
+    ) {
+        let d = &self.dispatches[i];
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(d.kernel),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(index),
+                end_of_pass_write_index: Some(index + 1),
+            }),
+        });
+        pass.set_pipeline(&d.pipeline);
+        pass.set_bind_group(0, &d.bind_group, &[]);
+        let [x, y, z] = d.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
     fn encode_range(&self, encoder: &mut wgpu::CommandEncoder, from: usize, to: usize) {
         if from >= to {
             return;
