@@ -356,3 +356,81 @@ fn preprocess_writes_what_transformers_feeds_the_network() {
         "PNG preprocessing must equal transformers' bit for bit"
     );
 }
+
+#[test]
+fn bench_json_reports_the_promised_fields() {
+    let model = tiny();
+    let (code, stdout, stderr) = run(&[
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "adapter",
+        "batch_size",
+        "cold_start_s",
+        "median_s_per_image",
+        "images_per_s",
+        "gflops_per_s",
+    ] {
+        assert!(v.get(key).is_some(), "bench --json lacks {key}: {stdout}");
+    }
+    assert_eq!(v["batch_size"], 1);
+    assert!(v["gflops_per_s"].as_f64().unwrap() > 0.0);
+    // 2 * multiply-adds of the tiny config, counted from config.json.
+    assert!(
+        (v["gflop_per_image"].as_f64().unwrap() - 0.0255).abs() < 0.001,
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("bench: run 2/2"),
+        "progress on stderr: {stderr}"
+    );
+}
+
+#[test]
+fn profile_tables_and_chrome_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.json");
+    let model = tiny();
+    let (code, stdout, stderr) = run(&[
+        "profile",
+        "--model",
+        model.to_str().unwrap(),
+        photo().to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "shader",
+        "layer",
+        "conv2d:main",
+        "backbone.stem",
+        "encoder.layer.1.mlp",
+        "GFLOP/s",
+        "share",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "profile output lacks {needle:?}:\n{stdout}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = v["traceEvents"].as_array().unwrap();
+    assert!(events.len() > 50, "one event per dispatch");
+    for e in events {
+        assert_eq!(e["ph"], "X");
+        assert!(e["dur"].as_f64().unwrap() >= 0.0 && e["ts"].as_f64().unwrap() >= 0.0);
+        assert!(e["args"]["layer"].as_str().is_some());
+    }
+    assert!(events.iter().any(|e| e["name"] == "linear:main_vec4_cpu"
+        || e["name"] == "linear:main_vec4"
+        || e["name"] == "linear:main"));
+}
