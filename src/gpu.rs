@@ -24,6 +24,8 @@ pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
+    /// A binding limit below the device's, to plan as a smaller adapter would.
+    binding_cap: Option<u64>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -138,6 +140,7 @@ impl Gpu {
             device,
             queue,
             info,
+            binding_cap: None,
             pipelines: Mutex::new(HashMap::new()),
         }
     }
@@ -149,7 +152,15 @@ impl Gpu {
     /// The largest buffer one binding may cover on this device.
     pub fn max_binding_bytes(&self) -> u64 {
         let l = self.device.limits();
-        l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+        let device = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+        self.binding_cap.map_or(device, |cap| cap.min(device))
+    }
+
+    /// Plans batches as if one binding could hold at most `bytes` (shows and tests how a
+    /// smaller adapter splits a batch).
+    pub fn with_binding_cap(mut self, bytes: u64) -> Self {
+        self.binding_cap = Some(bytes);
+        self
     }
 
     /// The pipeline for one entry point of a kernel, compiled once per device.

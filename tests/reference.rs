@@ -140,3 +140,42 @@ fn odd_sizes_match_transformers() {
 fn patch2_matches_transformers() {
     check_fixture(FIXTURES[2]);
 }
+
+/// An adapter whose binding limit holds one image's activations at a time runs a batch of
+/// three as three chunks inside one submission, with the same logits.
+#[test]
+fn batches_split_under_a_small_binding_limit() {
+    let dir = fixture("tiny");
+    let gpu = vit_hybrid::gpu::Gpu::new(&Default::default()).unwrap();
+    let full = Model::load(std::sync::Arc::new(gpu), &dir).unwrap();
+    let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (shape, pixels) = reference(&st, "pixel_values");
+    let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+    let batch = shape[0];
+    let want = full.forward(&pixels, batch).unwrap();
+
+    // The largest per-image buffer of the tiny model, found by asking for chunks of 1.
+    let one_image = 4 * 16 * 48 * 48;
+    let gpu = vit_hybrid::gpu::Gpu::new(&Default::default())
+        .unwrap()
+        .with_binding_cap(one_image as u64 + 4);
+    let small = Model::load(std::sync::Arc::new(gpu), &dir).unwrap();
+    assert_eq!(
+        small.max_chunk().unwrap(),
+        1,
+        "the cap should leave room for one image"
+    );
+    let got = small.forward(&pixels, batch).unwrap();
+    assert_eq!(got, want, "chunked batch differs from the single pass");
+    let err = {
+        let gpu = vit_hybrid::gpu::Gpu::new(&Default::default())
+            .unwrap()
+            .with_binding_cap(1000);
+        let m = Model::load(std::sync::Arc::new(gpu), &dir).unwrap();
+        m.forward(&pixels[..pixels.len() / batch], 1)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err.contains("binds at most 1000 bytes"), "{err}");
+}
