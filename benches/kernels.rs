@@ -1,0 +1,171 @@
+//! The main kernels alone at the full-size model's shapes (batch 1), with GFLOP/s, so a
+//! kernel change can be judged without the whole network: `cargo bench --bench kernels
+//! [-- FILTER]`. Each line: median of 5 runs after a warm-up, one submission per run.
+
+use std::time::Instant;
+
+use vit_hybrid::gpu::{Gpu, GpuOptions};
+use vit_hybrid::ops::attention::{self, Attention};
+use vit_hybrid::ops::conv2d::{self, Conv2d};
+use vit_hybrid::ops::group_norm::{self, GroupNorm};
+use vit_hybrid::ops::linear::{self, Linear};
+use vit_hybrid::ops::{Program, layer_norm};
+
+fn time(gpu: &Gpu, p: &Program) -> f64 {
+    p.run(gpu).expect("warm-up");
+    let mut t: Vec<f64> = (0..5)
+        .map(|_| {
+            let s = Instant::now();
+            p.run(gpu).expect("run");
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[2]
+}
+
+fn report(name: &str, seconds: f64, flops: f64) {
+    println!(
+        "{name:<44} {:>9.3} ms {:>8.2} GFLOP/s",
+        seconds * 1e3,
+        flops / seconds / 1e9
+    );
+}
+
+fn main() {
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let gpu = Gpu::new(&GpuOptions::default()).expect("a GPU adapter (lavapipe will do)");
+    println!("adapter: {}", gpu.describe());
+    let buf = |n: usize| gpu.upload("bench", &vec![0.01f32; n]);
+    let tokens = 577;
+
+    for (name, n, k, gelu, residual) in [
+        ("linear qkv 577x768 -> 2304", 2304, 768, false, false),
+        ("linear attn-out 577x768 -> 768 +res", 768, 768, false, true),
+        ("linear fc1 577x768 -> 3072 +gelu", 3072, 768, true, false),
+        ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
+    ] {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let shape = Linear {
+            gelu,
+            ..Linear::new(tokens, n, k)
+        };
+        let (x, w, b, r, y) = (
+            buf(tokens * k),
+            buf(n * k),
+            buf(n),
+            buf(tokens * n),
+            buf(tokens * n),
+        );
+        let mut p = Program::new();
+        linear::record(
+            &gpu,
+            &mut p,
+            shape,
+            &x,
+            &w,
+            Some(&b),
+            residual.then_some(&r),
+            &y,
+        );
+        report(name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
+    }
+
+    for (name, cin, hw, cout, k, stride) in [
+        ("conv stem 7x7/2 3->64 @384", 3, 384, 64, 7, 2),
+        ("conv 1x1 256->64 @96", 256, 96, 64, 1, 1),
+        ("conv 3x3 64->64 @96", 64, 96, 64, 3, 1),
+        ("conv 1x1 64->256 @96", 64, 96, 256, 1, 1),
+        ("conv 3x3/2 128->128 @96", 128, 96, 128, 3, 2),
+        ("conv 3x3 256->256 @24", 256, 24, 256, 3, 1),
+        ("conv 1x1 1024->256 @24", 1024, 24, 256, 1, 1),
+        ("conv 1x1 projection 1024->768 @24", 1024, 24, 768, 1, 1),
+    ] {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let c = Conv2d::same(1, cin, hw, hw, cout, k, stride);
+        let (x, w, y) = (
+            buf(cin * hw * hw),
+            buf(cout * cin * k * k),
+            buf(c.out_len()),
+        );
+        let mut p = Program::new();
+        conv2d::record(&gpu, &mut p, c, &x, &w, None, &y);
+        report(
+            name,
+            time(&gpu, &p),
+            2.0 * (c.out_len() * cin * k * k) as f64,
+        );
+    }
+
+    if "attention 12 heads x 577".contains(&filter) {
+        let a = Attention {
+            batch: 1,
+            seq: tokens,
+            heads: 12,
+            head_dim: 64,
+        };
+        let (qkv, s, o) = (
+            buf(tokens * 3 * 768),
+            buf(a.scratch_len().max(1)),
+            buf(tokens * 768),
+        );
+        let mut p = Program::new();
+        attention::record(&gpu, &mut p, a, &qkv, &s, &o);
+        report(
+            "attention 12 heads x 577",
+            time(&gpu, &p),
+            4.0 * (tokens * tokens * 768) as f64,
+        );
+    }
+
+    if "norms group_norm 256x96x96 / layer_norm 577x768".contains(&filter) {
+        let x = buf(256 * 96 * 96);
+        let (g, b) = (buf(256), buf(256));
+        let mut p = Program::new();
+        let shape = GroupNorm {
+            batch: 1,
+            c: 256,
+            hw: 96 * 96,
+            groups: 32,
+            eps: 1e-5,
+            relu: true,
+        };
+        group_norm::record(&gpu, &mut p, shape, &x, &g, &b);
+        let t = time(&gpu, &p);
+        println!(
+            "{:<44} {:>9.3} ms {:>8.2} GB/s",
+            "group_norm 256x96x96",
+            t * 1e3,
+            3.0 * 4.0 * (256 * 96 * 96) as f64 / t / 1e9
+        );
+        let (x, g, b, y) = (buf(tokens * 768), buf(768), buf(768), buf(tokens * 768));
+        let mut p = Program::new();
+        layer_norm::record(
+            &gpu,
+            &mut p,
+            layer_norm::LayerNorm {
+                rows: tokens,
+                dim: 768,
+                eps: 1e-12,
+            },
+            &x,
+            &g,
+            &b,
+            &y,
+        );
+        let t = time(&gpu, &p);
+        println!(
+            "{:<44} {:>9.3} ms {:>8.2} GB/s",
+            "layer_norm 577x768",
+            t * 1e3,
+            3.0 * 4.0 * (tokens * 768) as f64 / t / 1e9
+        );
+    }
+}
