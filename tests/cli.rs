@@ -434,3 +434,75 @@ fn profile_tables_and_chrome_trace() {
         || e["name"] == "linear:main_vec4"
         || e["name"] == "linear:main"));
 }
+
+/// Headers that lie: a truncated PNG, a PNG claiming 100000 x 100000 pixels, .npy files with
+/// the wrong dtype or a shape bigger than the file. Each fails alone, without a panic.
+#[test]
+fn lying_headers_and_truncated_files_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = std::fs::read(photo()).unwrap();
+    let truncated = dir.path().join("truncated.png");
+    std::fs::write(&truncated, &png[..png.len() / 3]).unwrap();
+    // Same file with the IHDR size patched to 100000 x 100000 (CRC left wrong on purpose
+    // too: either check must stop it before any allocation of that size).
+    let mut huge_png = png.clone();
+    huge_png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    huge_png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &huge_png).unwrap();
+    let f8 = dir.path().join("f8.npy");
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 96, 96), }";
+    let mut h = header.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    npy.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    npy.extend_from_slice(h.as_bytes());
+    npy.extend(std::iter::repeat_n(0u8, 3 * 96 * 96 * 8));
+    std::fs::write(&f8, &npy).unwrap();
+    let lying = dir.path().join("lying.npy");
+    vit_hybrid::npy::write_f32(&lying, &[3, 96, 96], &vec![0.0; 3 * 96 * 96]).unwrap();
+    let mut bytes = std::fs::read(&lying).unwrap();
+    bytes.truncate(bytes.len() - 1000);
+    std::fs::write(&lying, &bytes).unwrap();
+
+    let model = tiny();
+    let paths = [&truncated, &huge, &f8, &lying];
+    let mut args = vec![
+        "classify".to_string(),
+        "--model".into(),
+        model.display().to_string(),
+        "--json".into(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    args.push(photo().display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for (i, v) in lines[..4].iter().enumerate() {
+        let e = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("input {i} should fail: {v}"));
+        assert!(
+            e.contains(paths[i].file_name().unwrap().to_str().unwrap()),
+            "error names the file: {e}"
+        );
+    }
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("f8"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].get("top").is_some(),
+        "the good photo is still classified"
+    );
+}
