@@ -3,18 +3,29 @@
 // Layout: qkv is the fused projection [B, seq, 3 * hidden]; token t's q, k and v are columns
 // 0.., hidden.. and 2 * hidden.. of row t, and head h owns columns h * head_dim.. of each.
 // out is [B, seq, hidden] with the heads concatenated the same way. s (the caller's scratch)
-// holds the scores, then the probabilities, [B, heads, seq, seq] between passes.
-// Three entry points, run in order:
+// holds the scores, then the probabilities, [B, heads, seq, s_stride] between passes: rows are
+// padded to s_stride (seq rounded up to 4) so the CPU entry points can move them as vec4s, and
+// softmax leaves 0 in the padding.
+// Three passes, run in order:
 //   scores:  S[b, h, i, j] = scale * q_i . k_j, a batched NT matrix multiply.
 //   softmax: each row of S in place, max-subtracted so large scores cannot overflow exp.
 //   context: out[b, i, h * head_dim + d] = sum_j S[b, h, i, j] v_j[d], a batched NN multiply.
-// The multiplies share one tiling: a 64x64 output tile per workgroup of 8x8 invocations,
-// each owning an 8x8 block (rows 8 * lid.y.., columns 8 * lid.x..); the reduction dimension
-// (head_dim, or seq for context) goes in steps of 16 through workgroup memory and is bounds-
-// checked, so head_dim and seq may be anything, and head_dim past 64 takes more column tiles.
-// Tiles (and softmax rows) are numbered along one linear index spread over x and y
-// (`wid.x + wid.y * nwg.x`, see grid_1d), so any batch * heads * seq fits the per-dimension
-// workgroup limit.
+// Two sets of entry points, picked by `record` in src/ops/attention.rs:
+//   scores, softmax, context: any shape; for GPUs. The multiplies share one tiling: a 64x64
+//     output tile per workgroup of 8x8 invocations, each owning an 8x8 block; the reduction
+//     (head_dim, or seq for context) goes in steps of 16 through workgroup memory, checked
+//     element by element. softmax spreads a row over a workgroup.
+//   scores_cpu, softmax_cpu, context_cpu: head_dim a multiple of 4; for CPU adapters. There an
+//     invocation is one lane of an 8-wide SIMD batch of consecutive x ids (so workgroups are 8
+//     wide in x: narrower ones left lanes idle and ran 1.3-2.5x slower), every load is done
+//     lane by lane whether from a buffer or from workgroup memory, and a barrier switches
+//     coroutines. So the multiplies read their operands straight from the buffers as vec4s
+//     into 16x8 register blocks, with no workgroup memory and no barriers (on lavapipe ~2.9x
+//     faster than the tiled entry points, ~1.15x faster than linear.wgsl-style 128x128
+//     workgroup tiles with 16x16 blocks; bigger blocks spill and run slower), and softmax_cpu
+//     gives each invocation a whole row (~4.5x faster than the workgroup-wide reductions).
+// Workgroups are numbered along one linear index spread over x and y (`wid.x + wid.y * nwg.x`,
+// see grid_1d), so any batch * heads * seq fits the per-dimension workgroup limit.
 // Keep `Params` in sync with `AttentionParams` in src/ops/attention.rs.
 
 struct Params {
@@ -24,24 +35,36 @@ struct Params {
     head_dim: u32,
     // 1 / sqrt(head_dim)
     scale: f32,
+    // Row stride of s: seq rounded up to a multiple of 4.
+    s_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 // Each entry point's automatic bind-group layout holds only the bindings it uses, and the
-// record function binds buffers 1.. in order, so every entry point uses a prefix of these.
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;    // [B, heads, seq, seq]
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;        // [B, seq, 3 * hidden] (scores, context)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [B, seq, hidden] (context)
+// record function binds buffers 1.. in order, so every entry point uses a prefix of these. The
+// CPU entry points read and write through vec4 views of the same bindings.
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;          // [B, heads, seq, s_stride]
+@group(0) @binding(1) var<storage, read_write> s4: array<vec4<f32>>;   // [B, heads, seq, s_stride / 4]
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;              // [B, seq, 3 * hidden]
+@group(0) @binding(2) var<storage, read> qkv4: array<vec4<f32>>;       // [B, seq, 3 * hidden / 4]
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;        // [B, seq, hidden]
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>; // [B, seq, hidden / 4]
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
 // Invocations per softmax row: enough to spread a 577-token row, few enough that the
 // reductions take 6 barrier steps.
 const ROW_WG: u32 = 64u;
+// Queries per workgroup of the CPU multiplies (8 rows of invocations, 16 queries each), keys
+// (scores_cpu) or dims (context_cpu) per workgroup (8 lanes, 2 x 4 columns each, 32 apart).
+const CPU_ROWS: u32 = 128u;
+const CPU_COLS: u32 = 64u;
+// Rows per softmax_cpu workgroup, one per invocation.
+const CPU_SOFTMAX_ROWS: u32 = 64u;
 
 // Tiles hold 4 consecutive rows (or columns) per vec4, so an invocation fetches its 8 rows
 // and 8 columns of a step with four loads (with the unrolled fmas below, ~3x faster on
-// lavapipe than linear.wgsl's scalar 16x16 x 4x4 scheme).
+// lavapipe than linear.wgsl's first scalar 16x16 x 4x4 scheme).
 var<workgroup> a_s: array<array<vec4<f32>, 16>, 16>; // [TK][TILE / 4]: left operand tile, transposed
 var<workgroup> b_s: array<array<vec4<f32>, 16>, 16>; // [TK][TILE / 4]: right operand tile, transposed
 var<workgroup> red: array<f32, 64>;                  // [ROW_WG]: softmax partial max / sum
@@ -86,7 +109,7 @@ fn write_scores_row(s0: u32, i: u32, j: u32, lo: vec4<f32>, hi: vec4<f32>) {
     }
     for (var c = 0u; c < 8u; c++) {
         if (j + c < p.seq) {
-            s[s0 + i * p.seq + j + c] = p.scale * select(lo[c % 4u], hi[c % 4u], c >= 4u);
+            s[s0 + i * p.s_stride + j + c] = p.scale * select(lo[c % 4u], hi[c % 4u], c >= 4u);
         }
     }
 }
@@ -146,7 +169,7 @@ fn scores(
         accumulate_tile(&acc, lid);
         workgroupBarrier();
     }
-    let s0 = bh * p.seq * p.seq;
+    let s0 = bh * p.seq * p.s_stride;
     write_scores_row(s0, row0 + 8u * lid.y + 0u, col0 + 8u * lid.x, acc[0], acc[1]);
     write_scores_row(s0, row0 + 8u * lid.y + 1u, col0 + 8u * lid.x, acc[2], acc[3]);
     write_scores_row(s0, row0 + 8u * lid.y + 2u, col0 + 8u * lid.x, acc[4], acc[5]);
@@ -181,7 +204,7 @@ fn softmax(
         return;
     }
     let lid = lid3.x;
-    let base = row * p.seq;
+    let base = row * p.s_stride;
     var m = -3.4028235e38;
     for (var j = lid; j < p.seq; j += ROW_WG) {
         m = max(m, s[base + j]);
@@ -201,8 +224,8 @@ fn softmax(
     reduce(lid, 1u);
     let inv = 1.0 / red[0];
     // Each invocation rescales only the entries it wrote itself, so no barrier is needed.
-    for (var j = lid; j < p.seq; j += ROW_WG) {
-        s[base + j] *= inv;
+    for (var j = lid; j < p.s_stride; j += ROW_WG) {
+        s[base + j] = select(0.0, s[base + j] * inv, j < p.seq);
     }
 }
 
@@ -226,7 +249,7 @@ fn context(
     let hidden = p.heads * p.head_dim;
     let stride = 3u * hidden;
     let v0 = b * p.seq * stride + 2u * hidden + h * p.head_dim;
-    let s0 = bh * p.seq * p.seq;
+    let s0 = bh * p.seq * p.s_stride;
     let t = lid.y * 8u + lid.x;
     var acc: array<vec4<f32>, 16>;
     for (var j0 = 0u; j0 < p.seq; j0 += TK) {
@@ -236,7 +259,7 @@ fn context(
             let jj = idx % TK;
             var pv = 0.0;
             if (row0 + r < p.seq && j0 + jj < p.seq) {
-                pv = s[s0 + (row0 + r) * p.seq + j0 + jj];
+                pv = s[s0 + (row0 + r) * p.s_stride + j0 + jj];
             }
             a_s[jj][r / 4u][r % 4u] = pv;
             // 16 keys x 64 dims of v, consecutive invocations along the dim.
@@ -261,4 +284,199 @@ fn context(
     write_out_row(o0, row0 + 8u * lid.y + 5u, col0 + 8u * lid.x, acc[10], acc[11]);
     write_out_row(o0, row0 + 8u * lid.y + 6u, col0 + 8u * lid.x, acc[12], acc[13]);
     write_out_row(o0, row0 + 8u * lid.y + 7u, col0 + 8u * lid.x, acc[14], acc[15]);
+}
+
+// ---- CPU entry points -------------------------------------------------------------------
+//
+// An invocation owns 16 consecutive queries (rows r0 + 4 i + e, i and e in 0..4) and 8 columns
+// in two runs of 4, 32 apart (c0 + 32 j + 0..4): the 8 lanes of a SIMD batch share their rows
+// and cover 64 columns. acc[2 i + j] is the 4x4 block of rows r0 + 4 i.., columns c0 + 32 j..,
+// with acc[2 i + j][e] holding row r0 + 4 i + e. Operand blocks are mat4x4s of 4 rows of the
+// source (4 vec4 loads each), so the block updates are plain matrix products, and acc is only
+// ever indexed by constants (see accumulate_tile).
+// Invocations whose first row is past seq run no steps (a whole SIMD batch shares its rows, so
+// this skips the idle part of the last row tile); invocations with some rows past seq read
+// clamped or out-of-range rows for those and never store them (WGSL keeps out-of-range reads
+// in bounds).
+
+// Four rows of a vec4 array as the columns of a matrix: element `at` and the next three
+// rows, `rows` vec4s apart.
+fn qkv_rows(at: u32, rows: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(qkv4[at], qkv4[at + rows], qkv4[at + 2u * rows], qkv4[at + 3u * rows]);
+}
+
+fn s_rows(at: u32, rows: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(s4[at], s4[at + rows], s4[at + 2u * rows], s4[at + 3u * rows]);
+}
+
+// Rows r..r+4, columns c..c+4 of one head's scores; columns up to s_stride are written (the
+// padding gets values from clamped keys, which softmax_cpu overwrites with 0).
+fn put_scores(s0: u32, r: u32, c: u32, m: mat4x4<f32>) {
+    if (c >= p.s_stride) {
+        return;
+    }
+    let at = (s0 + r * p.s_stride + c) / 4u;
+    let rows = p.s_stride / 4u;
+    if (r < p.seq) { s4[at] = p.scale * m[0]; }
+    if (r + 1u < p.seq) { s4[at + rows] = p.scale * m[1]; }
+    if (r + 2u < p.seq) { s4[at + 2u * rows] = p.scale * m[2]; }
+    if (r + 3u < p.seq) { s4[at + 3u * rows] = p.scale * m[3]; }
+}
+
+// Rows r..r+4, dims d..d+4 of one head's context (head_dim is a multiple of 4).
+fn put_context(o0: u32, r: u32, d: u32, m: mat4x4<f32>) {
+    if (d >= p.head_dim) {
+        return;
+    }
+    let hidden = p.heads * p.head_dim;
+    let at = (o0 + r * hidden + d) / 4u;
+    let rows = hidden / 4u;
+    if (r < p.seq) { out4[at] = m[0]; }
+    if (r + 1u < p.seq) { out4[at + rows] = m[1]; }
+    if (r + 2u < p.seq) { out4[at + 2u * rows] = m[2]; }
+    if (r + 3u < p.seq) { out4[at + 3u * rows] = m[3]; }
+}
+
+// 128 queries x 64 keys per workgroup; head_dim in steps of 4.
+@compute @workgroup_size(8, 8, 1)
+fn scores_cpu(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let nr = (p.seq + CPU_ROWS - 1u) / CPU_ROWS;
+    let nc = (p.seq + CPU_COLS - 1u) / CPU_COLS;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.batch * p.heads * nr * nc) {
+        return;
+    }
+    let bh = g / (nr * nc);
+    let r0 = (g % (nr * nc)) / nc * CPU_ROWS + 16u * lid.y; // query i
+    let c0 = (g % nc) * CPU_COLS + 4u * lid.x;              // key j
+    let b = bh / p.heads;
+    let h = bh % p.heads;
+    let hidden = p.heads * p.head_dim;
+    let rows = 3u * hidden / 4u; // qkv row stride in vec4s
+    let q0 = (b * p.seq * 3u * hidden + h * p.head_dim) / 4u + min(r0, p.seq - 1u) * rows;
+    let k0 = (b * p.seq * 3u * hidden + hidden + h * p.head_dim) / 4u + min(c0, p.seq - 1u) * rows;
+    let steps = select(0u, p.head_dim / 4u, r0 < p.seq);
+    var acc: array<mat4x4<f32>, 8>;
+    for (var d = 0u; d < steps; d++) {
+        // Columns of q0m.. are query rows over 4 dims, rows of k0m, k1m are keys, so
+        // (km * qm)[e] is query e against 4 keys.
+        let q0m = qkv_rows(q0 + d, rows);
+        let q1m = qkv_rows(q0 + 4u * rows + d, rows);
+        let q2m = qkv_rows(q0 + 8u * rows + d, rows);
+        let q3m = qkv_rows(q0 + 12u * rows + d, rows);
+        let k0m = transpose(qkv_rows(k0 + d, rows));
+        let k1m = transpose(qkv_rows(k0 + 32u * rows + d, rows));
+        acc[0] += k0m * q0m;
+        acc[1] += k1m * q0m;
+        acc[2] += k0m * q1m;
+        acc[3] += k1m * q1m;
+        acc[4] += k0m * q2m;
+        acc[5] += k1m * q2m;
+        acc[6] += k0m * q3m;
+        acc[7] += k1m * q3m;
+    }
+    let s0 = bh * p.seq * p.s_stride;
+    put_scores(s0, r0, c0, acc[0]);
+    put_scores(s0, r0, c0 + 32u, acc[1]);
+    put_scores(s0, r0 + 4u, c0, acc[2]);
+    put_scores(s0, r0 + 4u, c0 + 32u, acc[3]);
+    put_scores(s0, r0 + 8u, c0, acc[4]);
+    put_scores(s0, r0 + 8u, c0 + 32u, acc[5]);
+    put_scores(s0, r0 + 12u, c0, acc[6]);
+    put_scores(s0, r0 + 12u, c0 + 32u, acc[7]);
+}
+
+// One invocation per row, no barriers: a first pass keeps a running max and a sum rescaled
+// whenever the max grows, a second writes the probabilities and zeroes the padding.
+@compute @workgroup_size(64, 1, 1)
+fn softmax_cpu(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row = (wid.x + wid.y * nwg.x) * CPU_SOFTMAX_ROWS + lid.x;
+    if (row >= p.batch * p.heads * p.seq) {
+        return;
+    }
+    let base = row * p.s_stride / 4u;
+    let quads = p.s_stride / 4u;
+    var m = -3.4028235e38;
+    var sum = 0.0;
+    for (var j = 0u; j < quads; j++) {
+        let live = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.seq);
+        let x = select(vec4<f32>(-3.4028235e38), s4[base + j], live);
+        let mj = max(m, max(max(x.x, x.y), max(x.z, x.w)));
+        let e = exp(x - mj);
+        sum = sum * exp(m - mj) + (e.x + e.y) + (e.z + e.w);
+        m = mj;
+    }
+    let inv = 1.0 / sum;
+    for (var j = 0u; j < quads; j++) {
+        let live = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.seq);
+        s4[base + j] = select(vec4<f32>(0.0), exp(s4[base + j] - m) * inv, live);
+    }
+}
+
+// 128 queries x 64 dims per workgroup; keys in steps of 4 (the last step's padding keys have
+// probability 0 and read the last key's v).
+@compute @workgroup_size(8, 8, 1)
+fn context_cpu(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let nr = (p.seq + CPU_ROWS - 1u) / CPU_ROWS;
+    let nd = (p.head_dim + CPU_COLS - 1u) / CPU_COLS;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.batch * p.heads * nr * nd) {
+        return;
+    }
+    let bh = g / (nr * nd);
+    let r0 = (g % (nr * nd)) / nd * CPU_ROWS + 16u * lid.y; // query i
+    let c0 = (g % nd) * CPU_COLS + 4u * lid.x;              // dim d
+    let b = bh / p.heads;
+    let h = bh % p.heads;
+    let hidden = p.heads * p.head_dim;
+    let rows = 3u * hidden / 4u;     // qkv row stride in vec4s
+    let s_rows4 = p.s_stride / 4u; // s row stride in vec4s
+    let p0 = (bh * p.seq + min(r0, p.seq - 1u)) * s_rows4;
+    let v0 = (b * p.seq * 3u * hidden + 2u * hidden + h * p.head_dim + min(c0, p.head_dim - 4u)) / 4u;
+    let steps = select(0u, s_rows4, r0 < p.seq);
+    var acc: array<mat4x4<f32>, 8>;
+    for (var k = 0u; k < steps; k++) {
+        // Columns of p0m.. are query rows over 4 keys, columns of v0m, v1m are keys over 4
+        // dims, so (vm * pm)[e] is query e's 4 dims.
+        let p0m = s_rows(p0 + k, s_rows4);
+        let p1m = s_rows(p0 + 4u * s_rows4 + k, s_rows4);
+        let p2m = s_rows(p0 + 8u * s_rows4 + k, s_rows4);
+        let p3m = s_rows(p0 + 12u * s_rows4 + k, s_rows4);
+        let last = p.seq - 1u;
+        let va = v0 + min(4u * k, last) * rows;
+        let vb = v0 + min(4u * k + 1u, last) * rows;
+        let vc = v0 + min(4u * k + 2u, last) * rows;
+        let vd = v0 + min(4u * k + 3u, last) * rows;
+        let v0m = mat4x4<f32>(qkv4[va], qkv4[vb], qkv4[vc], qkv4[vd]);
+        let v1m = mat4x4<f32>(qkv4[va + 8u], qkv4[vb + 8u], qkv4[vc + 8u], qkv4[vd + 8u]);
+        acc[0] += v0m * p0m;
+        acc[1] += v1m * p0m;
+        acc[2] += v0m * p1m;
+        acc[3] += v1m * p1m;
+        acc[4] += v0m * p2m;
+        acc[5] += v1m * p2m;
+        acc[6] += v0m * p3m;
+        acc[7] += v1m * p3m;
+    }
+    let o0 = b * p.seq * hidden + h * p.head_dim;
+    put_context(o0, r0, c0, acc[0]);
+    put_context(o0, r0, c0 + 32u, acc[1]);
+    put_context(o0, r0 + 4u, c0, acc[2]);
+    put_context(o0, r0 + 4u, c0 + 32u, acc[3]);
+    put_context(o0, r0 + 8u, c0, acc[4]);
+    put_context(o0, r0 + 8u, c0 + 32u, acc[5]);
+    put_context(o0, r0 + 12u, c0, acc[6]);
+    put_context(o0, r0 + 12u, c0 + 32u, acc[7]);
 }

@@ -1,13 +1,15 @@
 mod common;
 
 use common::{assert_close, gpu, random};
-use vit_hybrid::ops::{Program, attention};
+use vit_hybrid::ops::Program;
+use vit_hybrid::ops::attention::{self, Attention, Variant};
 
-/// Runs attention on uniform q/k values in [-qk, qk) and v in [-1, 1) against the CPU;
-/// returns the largest score magnitude |q . k| / sqrt(head_dim) that the inputs produced.
+/// Runs attention on uniform q/k values in [-qk, qk) and v in [-1, 1) against the CPU, through
+/// `record` and through every variant that fits the shape (both run on any adapter); returns
+/// the largest score magnitude |q . k| / sqrt(head_dim) that the inputs produced.
 fn check(batch: usize, seq: usize, heads: usize, head_dim: usize, qk: f32) -> f64 {
     let g = gpu();
-    let shape = attention::Attention {
+    let shape = Attention {
         batch,
         seq,
         heads,
@@ -22,21 +24,31 @@ fn check(batch: usize, seq: usize, heads: usize, head_dim: usize, qk: f32) -> f6
     {
         qkv[t * 3 * hidden + 2 * hidden..][..hidden].copy_from_slice(v);
     }
-    let qkv_b = g.upload("qkv", &qkv);
-    let scratch = g.storage("scratch", shape.scratch_len());
-    let out = g.storage("out", tokens * hidden);
-    let mut p = Program::new();
-    attention::record(&g, &mut p, shape, &qkv_b, &scratch, &out);
-    p.run(&g).unwrap();
-    let got = g.read(&out, tokens * hidden).unwrap();
     let want = attention::cpu(shape, &qkv);
-    assert_close(
-        &format!("attention b{batch} seq{seq} heads{heads} hd{head_dim} |qk|<{qk}"),
-        &got,
-        &want,
-        1e-5,
-        1e-4,
-    );
+    let qkv_b = g.upload("qkv", &qkv);
+    let mut picks = vec![None, Some(Variant::Tiled)];
+    if head_dim.is_multiple_of(4) {
+        picks.push(Some(Variant::Cpu));
+    }
+    for pick in picks {
+        // Stale scratch must not leak into the result: fill it with NaN first.
+        let scratch = g.upload("scratch", &vec![f32::NAN; shape.scratch_len()]);
+        let out = g.storage("out", tokens * hidden);
+        let mut p = Program::new();
+        match pick {
+            Some(v) => attention::record_variant(&g, &mut p, shape, v, &qkv_b, &scratch, &out),
+            None => attention::record(&g, &mut p, shape, &qkv_b, &scratch, &out),
+        }
+        p.run(&g).unwrap();
+        let got = g.read(&out, tokens * hidden).unwrap();
+        assert_close(
+            &format!("attention {pick:?} b{batch} seq{seq} heads{heads} hd{head_dim} |qk|<{qk}"),
+            &got,
+            &want,
+            1e-5,
+            1e-4,
+        );
+    }
     let mut largest = 0.0f64;
     for b in 0..batch {
         for h in 0..heads {
@@ -63,12 +75,16 @@ fn awkward_sizes() {
     check(2, 17, 3, 8, 1.0);
     check(1, 70, 2, 12, 1.0);
     check(3, 5, 4, 64, 1.0);
+    // head_dim not a multiple of 4: only the tiled variant.
+    check(2, 9, 2, 6, 1.0);
 }
 
 #[test]
 fn head_dim_and_seq_past_one_tile() {
-    // Two 64-wide tiles along both the keys and head_dim.
+    // Two 64-wide tiles along the keys and head_dim (both variants), two 128-query tiles
+    // (the CPU variant's), a row stride padded from 133 to 136.
     check(2, 67, 2, 72, 1.0);
+    check(1, 133, 1, 8, 1.0);
 }
 
 #[test]
@@ -90,4 +106,6 @@ fn large_scores_stay_finite() {
 fn many_rows_fold_the_grid() {
     // 1100 heads * 60 rows = 66000 softmax workgroups, past the 65535 per-dimension limit.
     check(1, 60, 1100, 1, 1.0);
+    // 66000 heads of one token: 66000 workgroups of every multiply, in both variants.
+    check(1, 1, 66000, 4, 1.0);
 }

@@ -1,16 +1,22 @@
 //! `attention`: the multi-head self-attention core, softmax(q k^T / sqrt(head_dim)) v per head,
 //! between the fused QKV linear and the output projection.
 //!
-//! Three dispatches of one shader: `scores` (S = scale * q k^T into the scratch buffer),
-//! `softmax` (rows of S in place) and `context` (S v, heads concatenated).
+//! Three dispatches of one shader: scores (S = scale * q k^T into the scratch buffer), softmax
+//! (rows of S in place) and context (S v, heads concatenated), in one of two sets of entry
+//! points (see [`Variant`]).
 
 use crate::gpu::Gpu;
 use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("attention");
 
-/// Output tile edge of the two matrix multiplies (shaders/attention.wgsl `TILE`).
+/// Output tile edge of the `Tiled` multiplies (shaders/attention.wgsl `TILE`).
 const TILE: usize = 64;
+/// Queries and keys (or dims) per workgroup of the `Cpu` multiplies (`CPU_ROWS`, `CPU_COLS`).
+const CPU_ROWS: usize = 128;
+const CPU_COLS: usize = 64;
+/// Rows per workgroup of `softmax_cpu` (`CPU_SOFTMAX_ROWS`).
+const CPU_SOFTMAX_ROWS: usize = 64;
 
 /// Keep in sync with `Params` in shaders/attention.wgsl.
 #[repr(C)]
@@ -21,6 +27,7 @@ pub struct AttentionParams {
     pub heads: u32,
     pub head_dim: u32,
     pub scale: f32,
+    pub s_stride: u32,
 }
 
 /// Shape of one attention call.
@@ -39,10 +46,77 @@ impl Attention {
         self.heads * self.head_dim
     }
 
-    /// f32 elements of scratch the dispatches need: the score matrix [B, heads, seq, seq].
-    pub fn scratch_len(&self) -> usize {
-        self.batch * self.heads * self.seq * self.seq
+    /// Row stride of the score matrix: seq rounded up to 4, so rows can be moved as vec4s.
+    pub fn score_stride(&self) -> usize {
+        self.seq.next_multiple_of(4)
     }
+
+    /// f32 elements of scratch the dispatches need: the score matrix [B, heads, seq,
+    /// score_stride].
+    pub fn scratch_len(&self) -> usize {
+        self.batch * self.heads * self.seq * self.score_stride()
+    }
+}
+
+/// The shader's two sets of entry points; both leave the same result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Any shape: the multiplies stage 64x64 tiles through workgroup memory and softmax spreads
+    /// a row over a workgroup (GPUs).
+    Tiled,
+    /// `head_dim` a multiple of 4: the multiplies read vec4s straight from the buffers into
+    /// 16x8 register blocks and softmax gives each invocation a row. CPU adapters (lavapipe)
+    /// load lane by lane from workgroup memory as from buffers and pay for every barrier, so
+    /// this is ~3x faster there; on a GPU its uncoalesced loads and 128 accumulators per
+    /// invocation would not be.
+    Cpu,
+}
+
+impl Variant {
+    /// The fastest variant that is correct for `shape` on this adapter.
+    pub fn choose(gpu: &Gpu, shape: Attention) -> Self {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu && cpu_fits(shape) {
+            Variant::Cpu
+        } else {
+            Variant::Tiled
+        }
+    }
+
+    fn entries(self) -> [&'static str; 3] {
+        match self {
+            Variant::Tiled => ["scores", "softmax", "context"],
+            Variant::Cpu => ["scores_cpu", "softmax_cpu", "context_cpu"],
+        }
+    }
+
+    /// Workgroups of the three dispatches, in order.
+    fn workgroups(self, shape: Attention) -> [usize; 3] {
+        let bh = shape.batch * shape.heads;
+        let rows = bh * shape.seq;
+        match self {
+            Variant::Tiled => {
+                let seq_tiles = shape.seq.div_ceil(TILE);
+                [
+                    bh * seq_tiles * seq_tiles,
+                    rows,
+                    bh * seq_tiles * shape.head_dim.div_ceil(TILE),
+                ]
+            }
+            Variant::Cpu => {
+                let row_tiles = shape.seq.div_ceil(CPU_ROWS);
+                [
+                    bh * row_tiles * shape.seq.div_ceil(CPU_COLS),
+                    rows.div_ceil(CPU_SOFTMAX_ROWS),
+                    bh * row_tiles * shape.head_dim.div_ceil(CPU_COLS),
+                ]
+            }
+        }
+    }
+}
+
+/// Whether q, k and v can be read as whole vec4s (head_dim 0 is left out: nothing to read).
+fn cpu_fits(shape: Attention) -> bool {
+    shape.head_dim > 0 && shape.head_dim.is_multiple_of(4)
 }
 
 /// Records the three dispatches. `scratch` holds at least `shape.scratch_len()` floats and is
@@ -52,7 +126,22 @@ pub fn record(
     program: &mut Program,
     shape: Attention,
     qkv: &wgpu::Buffer,     // [B, seq, 3 * hidden]
-    scratch: &wgpu::Buffer, // [B, heads, seq, seq]
+    scratch: &wgpu::Buffer, // [B, heads, seq, score_stride]
+    out: &wgpu::Buffer,     // [B, seq, hidden]
+) {
+    let variant = Variant::choose(gpu, shape);
+    record_variant(gpu, program, shape, variant, qkv, scratch, out);
+}
+
+/// [`record`] with the entry points chosen by the caller (tests run both variants on any
+/// adapter). Panics if `variant` cannot handle `shape`.
+pub fn record_variant(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Attention,
+    variant: Variant,
+    qkv: &wgpu::Buffer,     // [B, seq, 3 * hidden]
+    scratch: &wgpu::Buffer, // [B, heads, seq, score_stride]
     out: &wgpu::Buffer,     // [B, seq, hidden]
 ) {
     let Attention {
@@ -61,6 +150,10 @@ pub fn record(
         heads,
         head_dim,
     } = shape;
+    assert!(
+        variant == Variant::Tiled || cpu_fits(shape),
+        "attention: {variant:?} needs head_dim a positive multiple of 4, got {shape:?}"
+    );
     let hidden = shape.hidden();
     let tokens = batch * seq;
     let check = |what: &str, buf: &wgpu::Buffer, len: usize| {
@@ -84,19 +177,21 @@ pub fn record(
         heads: heads as u32,
         head_dim: head_dim as u32,
         scale: (1.0 / (head_dim as f64).sqrt()) as f32,
+        s_stride: shape.score_stride() as u32,
     };
     let bh = (batch * heads) as f64;
     let (n, d) = (seq as f64, head_dim as f64);
-    let seq_tiles = seq.div_ceil(TILE);
     let scores = bh * n * n;
+    let [scores_entry, softmax_entry, context_entry] = variant.entries();
+    let [scores_groups, softmax_groups, context_groups] = variant.workgroups(shape);
     program.push(
         gpu,
         Call {
             kernel: &KERNEL,
-            entry: "scores",
+            entry: scores_entry,
             params,
             buffers: &[scratch, qkv],
-            workgroups: grid_1d(batch * heads * seq_tiles * seq_tiles),
+            workgroups: grid_1d(scores_groups),
             flops: 2.0 * scores * d,
             bytes: 4.0 * (2.0 * bh * n * d + scores),
         },
@@ -105,22 +200,23 @@ pub fn record(
         gpu,
         Call {
             kernel: &KERNEL,
-            entry: "softmax",
+            entry: softmax_entry,
             params,
             buffers: &[scratch],
-            workgroups: grid_1d(batch * heads * seq),
+            workgroups: grid_1d(softmax_groups),
             flops: 4.0 * scores,
-            bytes: 4.0 * 5.0 * scores,
+            // Tiled reads a row three times and writes it twice, Cpu reads it twice.
+            bytes: 4.0 * scores * if variant == Variant::Tiled { 5.0 } else { 3.0 },
         },
     );
     program.push(
         gpu,
         Call {
             kernel: &KERNEL,
-            entry: "context",
+            entry: context_entry,
             params,
             buffers: &[scratch, qkv, out],
-            workgroups: grid_1d(batch * heads * seq_tiles * head_dim.div_ceil(TILE)),
+            workgroups: grid_1d(context_groups),
             flops: 2.0 * scores * d,
             bytes: 4.0 * (scores + 2.0 * bh * n * d),
         },
