@@ -1,9 +1,11 @@
 mod common;
 
 use common::{assert_close, gpu, random};
-use vit_hybrid::ops::{Program, conv2d, conv2d::Conv2d};
+use vit_hybrid::ops::Program;
+use vit_hybrid::ops::conv2d::{self, Block, Conv2d, Fill, Variant};
 
-fn check(shape: Conv2d, bias: bool) {
+/// Runs `shape` with the variant `record` picks (`None`) or a given one, against the CPU.
+fn check_with(shape: Conv2d, bias: bool, variant: Option<Variant>) {
     let g = gpu();
     let x = random(1, shape.in_len(), -1.0, 1.0);
     let w = random(2, shape.weight_len(), -0.5, 0.5);
@@ -11,17 +13,36 @@ fn check(shape: Conv2d, bias: bool) {
     let (xb, wb, bb) = (g.upload("x", &x), g.upload("w", &w), g.upload("b", &b));
     let yb = g.storage("y", shape.out_len());
     let mut p = Program::new();
-    conv2d::record(&g, &mut p, shape, &xb, &wb, bias.then_some(&bb), &yb);
+    let bias_b = bias.then_some(&bb);
+    match variant {
+        Some(v) => conv2d::record_variant(&g, &mut p, shape, v, &xb, &wb, bias_b, &yb),
+        None => conv2d::record(&g, &mut p, shape, &xb, &wb, bias_b, &yb),
+    }
     p.run(&g).unwrap();
     let got = g.read(&yb, shape.out_len()).unwrap();
     let want = conv2d::cpu(shape, &x, &w, bias.then_some(&b[..]));
     assert_close(
-        &format!("conv2d {shape:?} bias {bias}"),
+        &format!("conv2d {variant:?} {shape:?} bias {bias}"),
         &got,
         &want,
         2e-5,
         1e-4,
     );
+}
+
+fn check(shape: Conv2d, bias: bool) {
+    check_with(shape, bias, None);
+}
+
+/// Runs `shape` through every variant that fits it; `fill` must be among them.
+fn check_every_variant(shape: Conv2d, bias: bool, fill: Fill) {
+    assert!(
+        Variant::ALL.iter().any(|v| v.fill == fill && v.fits(shape)),
+        "{fill:?} should fit {shape:?}"
+    );
+    for v in Variant::ALL.into_iter().filter(|v| v.fits(shape)) {
+        check_with(shape, bias, Some(v));
+    }
 }
 
 /// (out, pad before, pad after) of a SAME conv along the height.
@@ -86,6 +107,68 @@ fn valid_2x2_stride2_projection_with_bias() {
 
 #[test]
 fn more_than_65535_pixel_tiles() {
-    // 1024 x 4097 pixels = 65552 tiles of 64: grid_1d must spread them over y.
-    check(Conv2d::same(1, 1, 1024, 4097, 1, 1, 1), true);
+    // 2048 x 4100 pixels = 65600 tiles of 128: grid_1d must spread them over y.
+    check(Conv2d::same(1, 1, 2048, 4100, 1, 1, 1), true);
+}
+
+#[test]
+fn variants_fit_the_real_shapes() {
+    let fits = |fill, block, shape| Variant { fill, block }.fits(shape);
+    let c = |cin, hw, cout, k, s| Conv2d::same(1, cin, hw, hw, cout, k, s);
+    // 1x1 stride 1 (and the patch projection) read x directly.
+    assert!(fits(Fill::OneByOne, Block::Cpu, c(256, 96, 64, 1, 1)));
+    assert!(fits(
+        Fill::OneByOne,
+        Block::Gpu,
+        Conv2d::valid(1, 1024, 24, 24, 768, 1, 1)
+    ));
+    // Strided 1x1, 3x3 and the stem gather.
+    assert!(!fits(Fill::OneByOne, Block::Cpu, c(256, 96, 512, 1, 2)));
+    assert!(fits(Fill::Gather, Block::Cpu, c(256, 96, 512, 1, 2)));
+    assert!(!fits(Fill::OneByOne, Block::Cpu, c(64, 96, 64, 3, 1)));
+    assert!(fits(Fill::Gather, Block::Cpu, c(128, 96, 128, 3, 2)));
+    assert!(
+        !fits(Fill::Gather, Block::Cpu, c(3, 384, 64, 7, 2)),
+        "K = 147"
+    );
+    // vec4 pixels need oh * ow % 4 == 0, vec4 weights K % 4 == 0.
+    assert!(!fits(Fill::Gather, Block::Cpu, c(4, 7, 8, 3, 1)));
+    assert!(!fits(Fill::OneByOne, Block::Cpu, c(6, 8, 8, 1, 1)));
+    assert!(fits(Fill::Generic, Block::CpuNarrow, c(3, 7, 8, 7, 2)));
+    // Empty sizes stay on the scalar path.
+    assert!(!fits(
+        Fill::Gather,
+        Block::Cpu,
+        Conv2d::same(1, 0, 8, 8, 8, 3, 1)
+    ));
+}
+
+#[test]
+fn one_by_one_variants() {
+    // 100 pixels: one partial tile; K = 20: one full and one partial K step.
+    check_every_variant(Conv2d::same(1, 20, 10, 10, 70, 1, 1), false, Fill::OneByOne);
+    // Two images of 20 pixels share a tile; 129 couts spill into a second cout tile; K = 4.
+    check_every_variant(Conv2d::same(2, 4, 4, 5, 129, 1, 1), true, Fill::OneByOne);
+    // 132 pixels (a tile and a bit), 36 couts.
+    check_every_variant(Conv2d::valid(1, 36, 12, 11, 36, 1, 1), true, Fill::OneByOne);
+}
+
+#[test]
+fn gather_variants() {
+    // 3x3 stride 1 with padding, K = 36 (not a multiple of 16), two images.
+    check_every_variant(Conv2d::same(2, 4, 6, 10, 37, 3, 1), false, Fill::Gather);
+    // 3x3 stride 2: odd input, SAME pad 1 on both sides; 66 couts: two 64-cout tiles for narrow.
+    check_every_variant(Conv2d::same(1, 8, 15, 15, 66, 3, 2), true, Fill::Gather);
+    // Strided 1x1 (downsample): 4 images of 6x6 outputs, one across the pixel-tile boundary.
+    check_every_variant(Conv2d::same(4, 12, 12, 12, 130, 1, 2), false, Fill::Gather);
+    // 2x2 'valid' patches.
+    check_every_variant(Conv2d::valid(2, 16, 8, 8, 20, 2, 2), true, Fill::Gather);
+}
+
+#[test]
+fn generic_variants() {
+    // Stem-like: K = 147, 35 output pixels per image, batch 2.
+    check_every_variant(Conv2d::same(2, 3, 13, 9, 20, 7, 2), true, Fill::Generic);
+    // 1x1 with an odd pixel count and K.
+    check_every_variant(Conv2d::same(2, 5, 3, 7, 131, 1, 1), false, Fill::Generic);
 }

@@ -1,13 +1,21 @@
 //! `conv2d`: the backbone's convolutions (bias-free, weights standardised on the host) and the
 //! patch projection (with a bias), as an implicit GEMM over `[B, C, H, W]` tensors.
+//!
+//! One tiling (128 pixels x 128 couts per workgroup, or 64 couts on a narrow CPU tile; see
+//! shaders/conv2d.wgsl), three ways to fill it ([`Fill`]), each with GPU and CPU-adapter
+//! invocation blocks ([`Block`]); [`record`] picks the fastest [`Variant`] that fits the shape
+//! and the adapter.
 
 use crate::gpu::Gpu;
 use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("conv2d");
 
-const TILE: usize = 64;
+/// Output pixels per workgroup, in every variant.
+const TILE: usize = 128;
 const FLAG_BIAS: u32 = 1;
+/// The shader splits k into (ci, ky, kx) by multiplying with f32 reciprocals, exact below this.
+const MAX_K: usize = 1 << 22;
 
 /// Keep in sync with `Params` in shaders/conv2d.wgsl.
 #[repr(C)]
@@ -26,6 +34,9 @@ pub struct Conv2dParams {
     pub oh: u32,
     pub ow: u32,
     pub flags: u32,
+    /// `1 / (kh * kw)` and `1 / kw`, rounded to f32.
+    pub inv_khw: f32,
+    pub inv_kw: f32,
 }
 
 /// Shape of one convolution. The bottom/right padding is whatever `oh`/`ow` imply; padded
@@ -131,6 +142,126 @@ impl Conv2d {
     pub fn weight_len(&self) -> usize {
         self.cout * self.cin * self.kh * self.kw
     }
+
+    /// The GEMM's reduction length, `cin * kh * kw`.
+    pub fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+
+    /// Multiply-adds, `batch * cout * oh * ow * cin * kh * kw`.
+    pub fn macs(&self) -> usize {
+        self.out_len() * self.k()
+    }
+}
+
+/// How the shader fills its tiles and writes y; every fill multiplies the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Any shape: col gathered element by element, weights read as f32, y written per element.
+    Generic,
+    /// K and `oh * ow` multiples of 4: col gathered, weights read and y written as vec4.
+    Gather,
+    /// 1x1, stride 1, no padding, K (= cin) and `oh * ow` multiples of 4: col read straight from
+    /// x as vec4, no gather.
+    OneByOne,
+}
+
+/// Who owns which outputs of a workgroup's tile (128 pixels x `rows()` couts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// 16x16 invocations, each owning 8 couts x 8 pixels: GPUs.
+    Gpu,
+    /// 8x4 invocations, each owning 32 couts x 16 pixels: CPU adapters (lavapipe), where an
+    /// invocation is one SIMD lane and workgroup-memory loads are done lane by lane, so a
+    /// bigger block (fewer loads per fma) is faster, while its 512 accumulators would spill out
+    /// of a GPU's registers.
+    Cpu,
+    /// 8x2 invocations owning 32x16: `Cpu` on a 64-cout tile, for convs with 64 or fewer couts,
+    /// which would leave half of a 128-cout tile idle.
+    CpuNarrow,
+}
+
+impl Block {
+    /// Couts per workgroup.
+    pub fn rows(self) -> usize {
+        match self {
+            Block::Gpu | Block::Cpu => 128,
+            Block::CpuNarrow => 64,
+        }
+    }
+}
+
+/// One entry point of the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub fill: Fill,
+    pub block: Block,
+}
+
+impl Variant {
+    /// Every entry point of the shader.
+    pub const ALL: [Variant; 9] = {
+        const fn v(fill: Fill, block: Block) -> Variant {
+            Variant { fill, block }
+        }
+        [
+            v(Fill::Generic, Block::Gpu),
+            v(Fill::Generic, Block::Cpu),
+            v(Fill::Generic, Block::CpuNarrow),
+            v(Fill::Gather, Block::Gpu),
+            v(Fill::Gather, Block::Cpu),
+            v(Fill::Gather, Block::CpuNarrow),
+            v(Fill::OneByOne, Block::Gpu),
+            v(Fill::OneByOne, Block::Cpu),
+            v(Fill::OneByOne, Block::CpuNarrow),
+        ]
+    };
+
+    /// The fastest variant that is correct for `shape` on this adapter.
+    pub fn choose(gpu: &Gpu, shape: Conv2d) -> Self {
+        let block = if gpu.info.device_type != wgpu::DeviceType::Cpu {
+            Block::Gpu
+        } else if shape.cout <= 64 {
+            Block::CpuNarrow
+        } else {
+            Block::Cpu
+        };
+        let fill = [Fill::OneByOne, Fill::Gather]
+            .into_iter()
+            .find(|&fill| Variant { fill, block }.fits(shape))
+            .unwrap_or(Fill::Generic);
+        Variant { fill, block }
+    }
+
+    /// Whether this variant computes `shape` correctly. Empty sizes are left to `Generic`: their
+    /// buffers may be too small to bind as vec4 arrays.
+    pub fn fits(self, shape: Conv2d) -> bool {
+        let ohw = shape.oh * shape.ow;
+        let vec4 = shape.k() > 0 && shape.k().is_multiple_of(4) && ohw > 0 && ohw.is_multiple_of(4);
+        match self.fill {
+            Fill::Generic => true,
+            Fill::Gather => vec4,
+            Fill::OneByOne => {
+                vec4 && (shape.kh, shape.kw, shape.stride) == (1, 1, 1)
+                    && (shape.pad_top, shape.pad_left) == (0, 0)
+                    && (shape.oh, shape.ow) == (shape.h, shape.w)
+            }
+        }
+    }
+
+    fn entry(self) -> &'static str {
+        match (self.fill, self.block) {
+            (Fill::Generic, Block::Gpu) => "main",
+            (Fill::Generic, Block::Cpu) => "main_cpu",
+            (Fill::Generic, Block::CpuNarrow) => "main_cpu64",
+            (Fill::Gather, Block::Gpu) => "main_gather",
+            (Fill::Gather, Block::Cpu) => "main_gather_cpu",
+            (Fill::Gather, Block::CpuNarrow) => "main_gather_cpu64",
+            (Fill::OneByOne, Block::Gpu) => "main_1x1",
+            (Fill::OneByOne, Block::Cpu) => "main_1x1_cpu",
+            (Fill::OneByOne, Block::CpuNarrow) => "main_1x1_cpu64",
+        }
+    }
 }
 
 fn check_buffer(what: &str, buffer: &wgpu::Buffer, len: usize, shape: &Conv2d) {
@@ -152,12 +283,38 @@ pub fn record(
     bias: Option<&wgpu::Buffer>, // [cout]
     y: &wgpu::Buffer,            // [batch, cout, oh, ow]
 ) {
+    let variant = Variant::choose(gpu, shape);
+    record_variant(gpu, program, shape, variant, x, w, bias, y);
+}
+
+/// [`record`] with the variant chosen by the caller (tests run every variant on any adapter).
+/// Panics if `variant` cannot handle `shape`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_variant(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Conv2d,
+    variant: Variant,
+    x: &wgpu::Buffer,            // [batch, cin, h, w]
+    w: &wgpu::Buffer,            // [cout, cin, kh, kw]
+    bias: Option<&wgpu::Buffer>, // [cout]
+    y: &wgpu::Buffer,            // [batch, cout, oh, ow]
+) {
     check_buffer("x", x, shape.in_len(), &shape);
     check_buffer("w", w, shape.weight_len(), &shape);
     check_buffer("y", y, shape.out_len(), &shape);
     if let Some(b) = bias {
         check_buffer("bias", b, shape.cout, &shape);
     }
+    assert!(
+        variant.fits(shape),
+        "conv2d: {variant:?} cannot compute {shape:?}"
+    );
+    assert!(
+        shape.k() < MAX_K,
+        "conv2d {shape:?}: cin * kh * kw = {} must stay below {MAX_K}",
+        shape.k()
+    );
     let u = |v: usize| u32::try_from(v).expect("conv2d size fits in u32");
     let params = Conv2dParams {
         batch: u(shape.batch),
@@ -173,18 +330,19 @@ pub fn record(
         oh: u(shape.oh),
         ow: u(shape.ow),
         flags: if bias.is_some() { FLAG_BIAS } else { 0 },
+        inv_khw: (1.0 / (shape.kh * shape.kw).max(1) as f64) as f32,
+        inv_kw: (1.0 / shape.kw.max(1) as f64) as f32,
     };
     let [gx, gy, _] = grid_1d((shape.batch * shape.oh * shape.ow).div_ceil(TILE));
-    let macs = (shape.out_len() * shape.cin * shape.kh * shape.kw) as f64;
     program.push(
         gpu,
         Call {
             kernel: &KERNEL,
-            entry: "main",
+            entry: variant.entry(),
             params,
             buffers: &[x, w, bias.unwrap_or(w), y],
-            workgroups: [gx, gy, u(shape.cout.div_ceil(TILE))],
-            flops: 2.0 * macs,
+            workgroups: [gx, gy, u(shape.cout.div_ceil(variant.block.rows()))],
+            flops: 2.0 * shape.macs() as f64,
             bytes: 4.0 * (shape.in_len() + shape.weight_len() + shape.out_len()) as f64,
         },
     );
