@@ -8,7 +8,7 @@ use vit_hybrid::gpu::{Gpu, GpuOptions};
 use vit_hybrid::ops::attention::{self, Attention};
 use vit_hybrid::ops::conv2d::{self, Conv2d};
 use vit_hybrid::ops::group_norm::{self, GroupNorm};
-use vit_hybrid::ops::linear::{self, Linear};
+use vit_hybrid::ops::linear::{self, Linear, Weight, WeightFormat};
 use vit_hybrid::ops::{Program, layer_norm};
 
 fn time(gpu: &Gpu, p: &Program) -> f64 {
@@ -42,12 +42,22 @@ fn main() {
     let buf = |n: usize| gpu.upload("bench", &vec![0.01f32; n]);
     let tokens = 577;
 
-    for (name, n, k, gelu, residual) in [
-        ("linear qkv 577x768 -> 2304", 2304, 768, false, false),
-        ("linear attn-out 577x768 -> 768 +res", 768, 768, false, true),
-        ("linear fc1 577x768 -> 3072 +gelu", 3072, 768, true, false),
-        ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
-    ] {
+    for (format, (name, n, k, gelu, residual)) in [WeightFormat::F32, WeightFormat::F16]
+        .into_iter()
+        .flat_map(|f| {
+            [
+                ("linear qkv 577x768 -> 2304", 2304, 768, false, false),
+                ("linear attn-out 577x768 -> 768 +res", 768, 768, false, true),
+                ("linear fc1 577x768 -> 3072 +gelu", 3072, 768, true, false),
+                ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
+            ]
+            .map(|shape| (f, shape))
+        })
+    {
+        let name = match format {
+            WeightFormat::F32 => name.to_string(),
+            WeightFormat::F16 => format!("{name} f16"),
+        };
         if !name.contains(&filter) {
             continue;
         }
@@ -55,13 +65,9 @@ fn main() {
             gelu,
             ..Linear::new(tokens, n, k)
         };
-        let (x, w, b, r, y) = (
-            buf(tokens * k),
-            buf(n * k),
-            buf(n),
-            buf(tokens * n),
-            buf(tokens * n),
-        );
+        let w = Weight::upload(&gpu, "bench", &vec![0.01f32; n * k], n, k, format)
+            .expect("f16 weights on this adapter");
+        let (x, b, r, y) = (buf(tokens * k), buf(n), buf(tokens * n), buf(tokens * n));
         let mut p = Program::new();
         linear::record(
             &gpu,
@@ -73,7 +79,7 @@ fn main() {
             residual.then_some(&r),
             &y,
         );
-        report(name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
+        report(&name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
     }
 
     for (name, cin, hw, cout, k, stride) in [

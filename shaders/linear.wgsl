@@ -17,6 +17,9 @@
 //                  workgroup-memory load is done lane by lane, so loads, not fmas, cost the
 //                  time, and twice the block edge halves the loads per fma (~1.6x faster on
 //                  lavapipe); on a GPU its 256 accumulators would overflow the registers.
+// f16 weights: shaders/linear_f16.wgsl (packed u32) and linear_f16_native.wgsl (SHADER_F16)
+// are appended to this file to make their modules; this one stays f32-only so that it needs
+// nothing beyond core WGSL on any adapter.
 // Accumulators are indexed with constants only (fmas and stores written out): lavapipe does
 // not unroll loops, and one dynamic index anywhere keeps the whole array in memory.
 // Keep `Params` in sync with `LinearParams` in src/ops/linear.rs.

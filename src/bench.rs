@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;
-use crate::model::Model;
 use crate::model::weights::HostWeights;
+use crate::model::{Model, Precision};
 use crate::preprocess::PreprocessConfig;
 
 /// Where the weights come from.
@@ -24,6 +24,11 @@ pub enum Source<'a> {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub adapter: String,
+    /// How the linears' weights were stored (`f32`/`f16`) and the entry point that ran them.
+    pub precision: String,
+    pub linear_entry: String,
+    /// Bytes of weights uploaded to the GPU.
+    pub weight_bytes: usize,
     pub batch_size: usize,
     pub iters: usize,
     /// Reading and checking the weights (or generating random ones).
@@ -47,6 +52,7 @@ pub struct Report {
 pub fn run(
     gpu: Arc<Gpu>,
     source: Source<'_>,
+    precision: Precision,
     batch: usize,
     iters: usize,
     progress: &dyn Fn(&str),
@@ -74,7 +80,7 @@ pub fn run(
     let load_weights_s = t.elapsed().as_secs_f64();
     progress("uploading weights");
     let t = Instant::now();
-    let model = Model::from_weights(gpu.clone(), config, pre, &weights)?;
+    let model = Model::from_weights_with(gpu.clone(), config, pre, &weights, precision)?;
     gpu.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -107,6 +113,9 @@ pub fn run(
     let gflop_per_image = 2.0 * model.config.multiply_adds() / 1e9;
     Ok(Report {
         adapter: gpu.describe(),
+        precision: precision.to_string(),
+        linear_entry: model.linear_variant().entry().to_string(),
+        weight_bytes: model.weight_bytes(),
         batch_size: batch,
         iters,
         load_weights_s,
@@ -128,12 +137,16 @@ impl Report {
     pub fn to_text(&self) -> String {
         format!(
             "adapter:          {}\n\
+             weights:          {:.1} MB on the GPU, {} linears ({})\n\
              batch size:       {}\n\
              cold start:       {:.3} s (weights {:.3} s, upload {:.3} s, pipelines {:.3} s, first inference {:.3} s)\n\
              warm latency:     median {:.4} s, min {:.4} s, max {:.4} s per batch over {} runs\n\
              per image:        {:.4} s ({:.2} images/s)\n\
              throughput:       {:.2} GFLOP/s ({:.1} GFLOP per image)\n",
             self.adapter,
+            self.weight_bytes as f64 / 1e6,
+            self.precision,
+            self.linear_entry,
             self.batch_size,
             self.cold_start_s,
             self.load_weights_s,

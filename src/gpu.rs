@@ -120,8 +120,10 @@ impl Gpu {
         let adapter = pick_adapter(opts)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        // Timestamps make `profile` exact where the adapter has them; nothing else is needed.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps make `profile` exact and SHADER_F16 lets f16 linears load their weights
+        // natively, where the adapter has them; nothing else is needed.
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("vit-hybrid"),
             required_features: features,

@@ -2,12 +2,19 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
-use vit_hybrid::ops::linear::{self, Variant};
+use vit_hybrid::ops::linear::{self, Variant, Weight, WeightFormat};
 
-/// Runs `variant` (or the one `record` picks) on one shape and compares with the CPU reference.
+/// Which entry point a case runs: the one `record` picks for a weight format, or a given one.
+#[derive(Clone, Copy, Debug)]
+enum Pick {
+    Auto(WeightFormat),
+    Only(Variant),
+}
+
+/// Runs one shape and compares with the CPU reference (on f16-rounded weights for f16 runs).
 #[allow(clippy::too_many_arguments)]
-fn check_variant(
-    variant: Option<Variant>,
+fn check_pick(
+    pick: Pick,
     m: usize,
     n: usize,
     k: usize,
@@ -27,30 +34,34 @@ fn check_variant(
         gelu,
         ..linear::Linear::new(m, n, k)
     };
-    let (xb, wb, bb, rb) = (
-        g.upload("x", &x),
-        g.upload("w", &w),
-        g.upload("b", &b),
-        g.upload("r", &r),
-    );
+    let format = match pick {
+        Pick::Auto(f) => f,
+        Pick::Only(v) => v.format(),
+    };
+    let wb = Weight::upload(&g, "w", &w, n, k, format).unwrap();
+    let (xb, bb, rb) = (g.upload("x", &x), g.upload("b", &b), g.upload("r", &r));
     let yb = g.storage("y", m * n);
     let mut p = Program::new();
     let (bias_b, res_b) = (bias.then_some(&bb), residual.then_some(&rb));
-    match variant {
-        Some(v) => linear::record_variant(&g, &mut p, shape, v, &xb, &wb, bias_b, res_b, &yb),
-        None => linear::record(&g, &mut p, shape, &xb, &wb, bias_b, res_b, &yb),
+    match pick {
+        Pick::Only(v) => linear::record_variant(&g, &mut p, shape, v, &xb, &wb, bias_b, res_b, &yb),
+        Pick::Auto(_) => linear::record(&g, &mut p, shape, &xb, &wb, bias_b, res_b, &yb),
     }
     p.run(&g).unwrap();
     let got = g.read(&yb, m * n).unwrap();
+    let w_used = match format {
+        WeightFormat::F32 => w,
+        WeightFormat::F16 => linear::round_f16(&w),
+    };
     let want = linear::cpu(
         shape,
         &x,
-        &w,
+        &w_used,
         bias.then_some(&b[..]),
         residual.then_some(&r[..]),
     );
     assert_close(
-        &format!("linear {variant:?} {m}x{n}x{k} stride {stride} gelu {gelu}"),
+        &format!("linear {pick:?} {m}x{n}x{k} stride {stride} gelu {gelu}"),
         &got,
         &want,
         1e-5,
@@ -58,11 +69,44 @@ fn check_variant(
     );
 }
 
-fn check(m: usize, n: usize, k: usize, stride: usize, gelu: bool, bias: bool, residual: bool) {
-    check_variant(None, m, n, k, stride, gelu, bias, residual);
+fn check_variant(
+    v: Variant,
+    (m, n, k, stride): (usize, usize, usize, usize),
+    gelu: bool,
+    bias: bool,
+    residual: bool,
+) {
+    check_pick(Pick::Only(v), m, n, k, stride, gelu, bias, residual);
 }
 
-const ALL: [Variant; 3] = [Variant::Scalar, Variant::Vec4, Variant::Vec4Cpu];
+fn check(m: usize, n: usize, k: usize, stride: usize, gelu: bool, bias: bool, residual: bool) {
+    let formats = if linear::f16_supported(&gpu()) {
+        &[WeightFormat::F32, WeightFormat::F16][..]
+    } else {
+        &[WeightFormat::F32]
+    };
+    for &f in formats {
+        check_pick(Pick::Auto(f), m, n, k, stride, gelu, bias, residual);
+    }
+}
+
+/// Every variant this device can run (native f16 loads need SHADER_F16; llvmpipe without it
+/// cannot run any f16 variant).
+fn runnable() -> Vec<Variant> {
+    let g = gpu();
+    let native = g.device.features().contains(wgpu::Features::SHADER_F16);
+    let f16 = linear::f16_supported(&g);
+    if !native {
+        eprintln!(
+            "no SHADER_F16 on {}: native f16 variants not run",
+            g.info.name
+        );
+    }
+    Variant::ALL
+        .into_iter()
+        .filter(|v| (native || !v.needs_shader_f16()) && (f16 || v.format() == WeightFormat::F32))
+        .collect()
+}
 
 #[test]
 fn plain_awkward_sizes() {
@@ -83,31 +127,105 @@ fn strided_rows_pick_cls_tokens() {
     // The head reads one token of every image: rows 5*13 apart.
     check(3, 10, 13, 5 * 13, false, true, false);
     // The same with vec4-friendly sizes, as the real head (rows 577*768 apart).
-    for v in ALL {
-        check_variant(Some(v), 3, 10, 12, 5 * 12, false, true, false);
+    for v in runnable() {
+        check_variant(v, (3, 10, 12, 5 * 12), false, true, false);
     }
 }
 
 #[test]
 fn every_variant_at_tile_edges() {
     // M and N one past and one short of the 128 tile, K past one 16-step with a 4-wide tail.
-    for v in ALL {
-        check_variant(Some(v), 129, 127, 20, 20, true, true, true);
-        check_variant(Some(v), 127, 129, 36, 40, false, true, false);
+    for v in runnable() {
+        check_variant(v, (129, 127, 20, 20), true, true, true);
+        check_variant(v, (127, 129, 36, 40), false, true, false);
     }
 }
 
 #[test]
-fn scalar_path_takes_any_k_and_stride() {
-    // K not a multiple of 4 (tails of 1, 2, 3 in the last quad), and an odd row stride.
-    check_variant(Some(Variant::Scalar), 9, 130, 5, 5, false, false, false);
-    check_variant(Some(Variant::Scalar), 131, 6, 22, 22, true, true, false);
-    check_variant(Some(Variant::Scalar), 4, 7, 35, 37, false, true, true);
-    check_variant(Some(Variant::Scalar), 2, 3, 0, 0, false, true, true);
+fn scalar_paths_take_any_k_and_stride() {
+    // K not a multiple of 4 (tails of 1, 2, 3 in the last quad; for f16 the padded weight
+    // rows), and an odd row stride.
+    let scalar = runnable()
+        .into_iter()
+        .filter(|v| matches!(v, Variant::Scalar | Variant::F16Scalar));
+    for v in scalar {
+        check_variant(v, (9, 130, 5, 5), false, false, false);
+        check_variant(v, (131, 6, 22, 22), true, true, false);
+        check_variant(v, (4, 7, 35, 37), false, true, true);
+        check_variant(v, (2, 3, 0, 0), false, true, true);
+    }
+}
+
+#[test]
+fn record_picks_the_weights_format() {
+    let g = gpu();
+    let shape = linear::Linear::new(577, 2304, 768);
+    let f32_pick = Variant::choose(&g, shape, WeightFormat::F32);
+    let f16_pick = Variant::choose(&g, shape, WeightFormat::F16);
+    assert_eq!(f32_pick.format(), WeightFormat::F32);
+    assert_eq!(f16_pick.format(), WeightFormat::F16);
+    let native = g.device.features().contains(wgpu::Features::SHADER_F16);
+    assert_eq!(f16_pick.needs_shader_f16(), native, "{f16_pick:?}");
+    let odd = linear::Linear::new(5, 6, 7);
+    assert_eq!(
+        Variant::choose(&g, odd, WeightFormat::F16),
+        Variant::F16Scalar
+    );
+    eprintln!("{}: f32 -> {f32_pick:?}, f16 -> {f16_pick:?}", g.info.name);
+}
+
+#[test]
+fn f16_weights_take_half_the_bytes() {
+    let g = gpu();
+    let w = random(5, 10 * 768, -1.0, 1.0);
+    let full = Weight::upload(&g, "w", &w, 10, 768, WeightFormat::F32).unwrap();
+    let half = Weight::upload(&g, "w", &w, 10, 768, WeightFormat::F16).unwrap();
+    assert_eq!(full.bytes(), 4 * 10 * 768);
+    assert_eq!(half.bytes(), 2 * 10 * 768);
+    assert_eq!(half.buffer.size(), half.bytes() as u64);
+    // Odd K: rows padded to a multiple of 4 halves.
+    let odd = Weight::upload(&g, "w", &w[..3 * 5], 3, 5, WeightFormat::F16).unwrap();
+    assert_eq!(odd.bytes(), 2 * 3 * 8);
+}
+
+#[test]
+fn f16_packing_puts_the_lower_half_first_and_pads_rows() {
+    // 1.0 = 0x3c00, -2.0 = 0xc000, 0.5 = 0x3800; 1e-4 rounds to the nearest half.
+    let words = linear::pack_f16(&[1.0, -2.0, 0.5, 0.5, 1.0, -2.0], 2, 3);
+    assert_eq!(
+        words,
+        vec![0xc000_3c00, 0x0000_3800, 0x3c00_3800, 0x0000_c000]
+    );
+    let r = linear::round_f16(&[1e-4, 65504.0, 1.0 + 1.0 / 4096.0]);
+    assert_eq!(r[1], 65504.0);
+    assert_eq!(r[2], 1.0, "ties round to even");
+    assert!((r[0] - 1e-4).abs() < 1e-7, "{}", r[0]);
+}
+
+#[test]
+fn f16_weights_out_of_range_are_an_error() {
+    let g = gpu();
+    let err = Weight::upload(&g, "big", &[1.0, 7e4], 1, 2, WeightFormat::F16)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside f16's range"), "{err}");
+    assert!(Weight::upload(&g, "big", &[1.0, 7e4], 1, 2, WeightFormat::F32).is_ok());
 }
 
 #[test]
 #[should_panic(expected = "multiples of 4")]
 fn vec4_variants_refuse_odd_k() {
-    check_variant(Some(Variant::Vec4), 4, 4, 6, 6, false, false, false);
+    check_variant(Variant::Vec4, (4, 4, 6, 6), false, false, false);
+}
+
+#[test]
+#[should_panic(expected = "reads F32 weights, got F16")]
+fn variants_refuse_the_other_weight_format() {
+    let g = gpu();
+    let w = Weight::upload(&g, "w", &[0.0; 16], 4, 4, WeightFormat::F16).unwrap();
+    let x = g.upload("x", &[0.0; 16]);
+    let y = g.storage("y", 16);
+    let shape = linear::Linear::new(4, 4, 4);
+    let mut p = Program::new();
+    linear::record_variant(&g, &mut p, shape, Variant::Vec4, &x, &w, None, None, &y);
 }

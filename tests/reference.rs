@@ -179,3 +179,66 @@ fn batches_split_under_a_small_binding_limit() {
     };
     assert!(err.contains("binds at most 1000 bytes"), "{err}");
 }
+
+/// Relative L2 error bounds for f16 linear weights against float64. Measured on lavapipe:
+/// encoder stages 1.5e-4 to 3.5e-4, logits 2.4e-4 (tiny), 8.5e-4 (odd), 2.5e-4 (patch2); the
+/// bounds leave ~6x headroom. (f16 keeps 11 significant bits: 2.4e-4 relative per weight.)
+const F16_STAGE_TOLERANCE: f64 = 5e-3;
+const F16_LOGIT_TOLERANCE: f64 = 5e-3;
+
+/// f16 linear weights on every fixture: every stage and the logits stay within a stated
+/// relative L2 error of float64, and every image keeps its top-1 class.
+#[test]
+fn f16_weights_stay_close_and_keep_top1() {
+    use vit_hybrid::model::Precision;
+    for &name in FIXTURES {
+        let dir = fixture(name);
+        let model = Model::load_with(gpu(), &dir, Precision::F16)
+            .unwrap_or_else(|e| panic!("loading fixture {name} as f16: {e:#}"));
+        assert_eq!(model.precision(), Precision::F16);
+        let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (shape, pixels) = reference(&st, "pixel_values");
+        let batch = shape[0];
+        let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+        let (logits, stages) = model.forward_stages(&pixels, batch).unwrap();
+        for stage in &stages {
+            let (_, want) = reference(&st, &stage.name);
+            let err = rel_l2(&stage.data, &want);
+            eprintln!("{name} f16: {:<12} relative L2 error {err:.3e}", stage.name);
+            assert!(
+                err <= F16_STAGE_TOLERANCE,
+                "{name} f16: stage {} relative L2 error {err:.3e} > {F16_STAGE_TOLERANCE:e}",
+                stage.name
+            );
+        }
+        let (lshape, want_logits) = reference(&st, "logits");
+        let err = rel_l2(&logits, &want_logits);
+        eprintln!("{name} f16: logits       relative L2 error {err:.3e}");
+        assert!(
+            err <= F16_LOGIT_TOLERANCE,
+            "{name} f16: logits relative L2 error {err:.3e} > {F16_LOGIT_TOLERANCE:e}"
+        );
+        let labels = lshape[1];
+        let argmax = |row: &[f64]| {
+            (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+                .unwrap()
+        };
+        for b in 0..batch {
+            let row = &want_logits[b * labels..(b + 1) * labels];
+            let ours = model.top_k(&logits[b * labels..(b + 1) * labels], 1)[0].index;
+            let want = argmax(row);
+            // How far the runner-up is behind, to show how safe the agreement is.
+            let second = (0..labels)
+                .filter(|&i| i != want)
+                .map(|i| row[i])
+                .fold(f64::NEG_INFINITY, f64::max);
+            eprintln!(
+                "{name} f16: image {b} top-1 {ours} (transformers {want}, margin {:.3e})",
+                row[want] - second
+            );
+            assert_eq!(ours, want, "{name} f16: top-1 of image {b} changed");
+        }
+    }
+}

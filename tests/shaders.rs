@@ -3,6 +3,18 @@
 
 use vit_hybrid::ops::ALL_KERNELS;
 
+/// What a kernel may use beyond core WGSL; every other kernel must validate without anything.
+fn capabilities(kernel: &str) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities;
+    match kernel {
+        // unpack2x16float: wgpu's SHADER_F16_IN_F32 downlevel flag (all but llvmpipe without f16).
+        "linear_f16" => Capabilities::SHADER_FLOAT16_IN_FLOAT32,
+        // `enable f16;`: devices with SHADER_F16.
+        "linear_f16_native" => Capabilities::SHADER_FLOAT16,
+        _ => Capabilities::empty(),
+    }
+}
+
 #[test]
 fn every_shader_parses_and_validates() {
     for k in ALL_KERNELS {
@@ -13,10 +25,8 @@ fn every_shader_parses_and_validates() {
                 e.emit_to_string(k.source)
             )
         });
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        );
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(k.name));
         validator.validate(&module).unwrap_or_else(|e| {
             panic!(
                 "shaders/{}.wgsl does not validate:\n{}",

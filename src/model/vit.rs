@@ -11,25 +11,26 @@ use crate::ops::Program;
 use crate::ops::attention::{self, Attention};
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::layer_norm::{self, LayerNorm};
-use crate::ops::linear::{self, Linear};
+use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat};
 use crate::ops::tokens::{self, Tokens};
 
-/// A linear layer's weight [out, in] and bias [out].
+/// A linear layer's weight [out, in] (f32 or f16) and bias [out] (f32).
 pub struct Dense {
-    pub weight: wgpu::Buffer,
+    pub weight: Weight,
     pub bias: wgpu::Buffer,
     pub out: usize,
     pub inp: usize,
 }
 
 impl Dense {
-    fn load(gpu: &Gpu, w: &HostWeights, name: &str) -> Result<Self> {
+    fn load(gpu: &Gpu, w: &HostWeights, name: &str, format: WeightFormat) -> Result<Self> {
         let weight = w.get(&format!("{name}.weight"))?;
+        let (out, inp) = (weight.shape[0], weight.shape[1]);
         Ok(Self {
-            weight: gpu.upload(name, &weight.data),
+            weight: Weight::upload(gpu, name, &weight.data, out, inp, format)?,
             bias: gpu.upload(name, &w.get(&format!("{name}.bias"))?.data),
-            out: weight.shape[0],
-            inp: weight.shape[1],
+            out,
+            inp,
         })
     }
 }
@@ -73,6 +74,8 @@ pub struct Vit {
     grid: (usize, usize),
     patch: (usize, usize),
     eps: f32,
+    /// How the encoder's and head's linear weights are stored.
+    format: WeightFormat,
 }
 
 /// Scratch buffers of the encoder, sized for one batch.
@@ -108,7 +111,13 @@ fn stack_qkv(
 }
 
 impl Vit {
-    pub fn load(gpu: &Gpu, cfg: &ModelConfig, w: &HostWeights) -> Result<Self> {
+    /// Uploads the ViT weights, the linears' in `format` (the projection, a conv, stays f32).
+    pub fn load(
+        gpu: &Gpu,
+        cfg: &ModelConfig,
+        w: &HostWeights,
+        format: WeightFormat,
+    ) -> Result<Self> {
         let hidden = cfg.hidden_size;
         let mut layers = Vec::new();
         for i in 0..cfg.num_hidden_layers {
@@ -118,22 +127,29 @@ impl Vit {
             layers.push(EncoderLayer {
                 layernorm_before: Norm::load(gpu, w, &format!("{p}.layernorm_before"))?,
                 qkv: Dense {
-                    weight: gpu.upload("qkv", &qkv_w),
+                    weight: Weight::upload(gpu, "qkv", &qkv_w, 3 * hidden, hidden, format)?,
                     bias: gpu.upload("qkv", &qkv_b),
                     out: 3 * hidden,
                     inp: hidden,
                 },
-                attention_output: Dense::load(gpu, w, &format!("{p}.attention.output.dense"))?,
+                attention_output: Dense::load(
+                    gpu,
+                    w,
+                    &format!("{p}.attention.output.dense"),
+                    format,
+                )?,
                 layernorm_after: Norm::load(gpu, w, &format!("{p}.layernorm_after"))?,
-                intermediate: Dense::load(gpu, w, &format!("{p}.intermediate.dense"))?,
-                output: Dense::load(gpu, w, &format!("{p}.output.dense"))?,
+                intermediate: Dense::load(gpu, w, &format!("{p}.intermediate.dense"), format)?,
+                output: Dense::load(gpu, w, &format!("{p}.output.dense"), format)?,
             });
         }
         let proj = "vit.embeddings.patch_embeddings.projection";
         let pw = w.get(&format!("{proj}.weight"))?;
+        // A conv weight [hidden, C, ph, pw], kept f32: conv2d reads it as [hidden, C * ph * pw].
+        let (proj_out, proj_in) = (pw.shape[0], pw.shape[1..].iter().product());
         Ok(Self {
             projection: Dense {
-                weight: gpu.upload(proj, &pw.data),
+                weight: Weight::upload(gpu, proj, &pw.data, proj_out, proj_in, WeightFormat::F32)?,
                 bias: gpu.upload(proj, &w.get(&format!("{proj}.bias"))?.data),
                 out: hidden,
                 inp: pw.shape[1],
@@ -145,7 +161,7 @@ impl Vit {
             ),
             layers,
             layernorm: Norm::load(gpu, w, "vit.layernorm")?,
-            classifier: Dense::load(gpu, w, "classifier")?,
+            classifier: Dense::load(gpu, w, "classifier", format)?,
             hidden,
             heads: cfg.num_attention_heads,
             intermediate: cfg.intermediate_size,
@@ -153,7 +169,29 @@ impl Vit {
             grid: cfg.grid(),
             patch: cfg.patch_size,
             eps: cfg.layer_norm_eps as f32,
+            format,
         })
+    }
+
+    /// The encoder's and head's linears, in forward order.
+    fn linears(&self) -> impl Iterator<Item = &Dense> {
+        self.layers
+            .iter()
+            .flat_map(|l| [&l.qkv, &l.attention_output, &l.intermediate, &l.output])
+            .chain([&self.classifier])
+    }
+
+    /// Weights of the encoder's and head's linears: (parameters, bytes on the GPU).
+    pub fn linear_weights(&self) -> (usize, usize) {
+        self.linears()
+            .map(|d| (d.out * d.inp, d.weight.bytes()))
+            .fold((0, 0), |(p, b), (dp, db)| (p + dp, b + db))
+    }
+
+    /// The entry point the encoder's linears run on this adapter.
+    pub fn linear_variant(&self, gpu: &Gpu) -> Variant {
+        let d = self.hidden;
+        Variant::choose(gpu, Linear::new(self.seq, 3 * d, d), self.format)
     }
 
     fn attention_shape(&self, batch: usize) -> Attention {
@@ -220,7 +258,7 @@ impl Vit {
             p,
             conv,
             features,
-            &self.projection.weight,
+            &self.projection.weight.buffer,
             Some(&self.projection.bias),
             &bufs.projection,
         );

@@ -1,9 +1,35 @@
 //! `linear`: y = act(x W^T + b) + residual, the encoder's and the head's matrix multiply.
+//! Weights are f32 or f16 ([`WeightFormat`]); x, the sums, bias, residual and y are always f32.
+
+use anyhow::{Result, bail};
 
 use crate::gpu::Gpu;
 use crate::ops::{Call, Kernel, Program, gelu, kernel};
 
 pub const KERNEL: Kernel = kernel!("linear");
+
+/// The f16-weight entry points (u32 pairs unpacked with unpack2x16float). WGSL has no includes,
+/// so the module is linear.wgsl with shaders/linear_f16.wgsl appended; it is kept apart from
+/// [`KERNEL`] so that the f32 kernel needs nothing beyond core WGSL anywhere.
+pub const KERNEL_F16: Kernel = Kernel {
+    name: "linear_f16",
+    source: concat!(
+        include_str!("../../shaders/linear.wgsl"),
+        include_str!("../../shaders/linear_f16.wgsl")
+    ),
+};
+
+/// The f16-weight vec4 entry points reading vec4<f16> (devices with `SHADER_F16`): linear.wgsl
+/// behind `enable f16;` with shaders/linear_f16_native.wgsl appended (adapters without the
+/// feature reject the whole module).
+pub const KERNEL_F16_NATIVE: Kernel = Kernel {
+    name: "linear_f16_native",
+    source: concat!(
+        "enable f16;\n",
+        include_str!("../../shaders/linear.wgsl"),
+        include_str!("../../shaders/linear_f16_native.wgsl")
+    ),
+};
 
 /// Output rows and columns per workgroup, in every variant.
 const TILE: usize = 128;
@@ -48,36 +74,247 @@ impl Linear {
     }
 }
 
-/// The shader's entry points: one tiling (128x128 outputs per workgroup), three ways to fill it.
+/// How a weight matrix [n, k] is stored on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// f32, row-major [n, k].
+    F32,
+    /// IEEE binary16 (round to nearest even), two per u32 with the lower half first, rows
+    /// zero-padded to a multiple of 4 halves ([n, k.next_multiple_of(4)]) so that every vec4 of
+    /// weights is one aligned vec2<u32> (or vec4<f16>). Half the bytes of `F32`.
+    F16,
+}
+
+impl WeightFormat {
+    /// Bytes of an [n, k] matrix in this format.
+    pub fn bytes(self, n: usize, k: usize) -> usize {
+        match self {
+            WeightFormat::F32 => 4 * n * k,
+            WeightFormat::F16 => 2 * n * k.next_multiple_of(4),
+        }
+    }
+}
+
+/// A linear's weight matrix [n, k] on the GPU, in the format the shader will read it in.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    pub buffer: wgpu::Buffer,
+    pub format: WeightFormat,
+    /// Output features (rows).
+    pub n: usize,
+    /// Input features (columns, before any padding).
+    pub k: usize,
+}
+
+impl Weight {
+    /// Uploads PyTorch's [n, k] f32 matrix in `format`. For f16, a finite value past f16's
+    /// range (|w| > 65504) is an error rather than a silent infinity.
+    pub fn upload(
+        gpu: &Gpu,
+        label: &str,
+        data: &[f32],
+        n: usize,
+        k: usize,
+        format: WeightFormat,
+    ) -> Result<Self> {
+        if data.len() != n * k {
+            bail!(
+                "linear weight {label}: expected [{n}, {k}] = {} values, got {}",
+                n * k,
+                data.len()
+            );
+        }
+        let buffer = match format {
+            WeightFormat::F32 => gpu.upload(label, data),
+            WeightFormat::F16 => {
+                if !f16_supported(gpu) {
+                    bail!(
+                        "linear weight {label}: f16 weights need unpack2x16float, which wgpu \
+                         withholds on {} without SHADER_F16; load them as f32",
+                        gpu.info.name
+                    );
+                }
+                if let Some((i, v)) = data
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| v.is_finite() && v.abs() > half::f16::MAX.to_f32())
+                {
+                    bail!(
+                        "linear weight {label}: value {v} at index {i} is outside f16's range \
+                         (|w| <= 65504); load it as f32"
+                    );
+                }
+                use wgpu::util::DeviceExt;
+                let mut words = pack_f16(data, n, k);
+                // Bindable even when empty: a vec2<u32> array needs at least 8 bytes.
+                words.resize(words.len().max(4), 0);
+                gpu.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(label),
+                        contents: bytemuck::cast_slice(&words),
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_DST
+                            | wgpu::BufferUsages::COPY_SRC,
+                    })
+            }
+        };
+        Ok(Self {
+            buffer,
+            format,
+            n,
+            k,
+        })
+    }
+
+    /// Bytes the matrix takes on the GPU (padding included, the empty-matrix minimum not).
+    pub fn bytes(&self) -> usize {
+        self.format.bytes(self.n, self.k)
+    }
+}
+
+/// Whether the f16-weight entry points can run here. unpack2x16float is core WGSL, but wgpu
+/// gates it behind a downlevel flag that only llvmpipe lacks, and only without SHADER_F16
+/// (checked on the device here, a little stricter than wgpu's adapter check).
+pub fn f16_supported(gpu: &Gpu) -> bool {
+    gpu.device.features().contains(wgpu::Features::SHADER_F16)
+        || !gpu.info.driver.to_lowercase().contains("llvmpipe")
+}
+
+/// [n, k] f32 to [`WeightFormat::F16`]'s u32 words: rows padded with zeros to a multiple of 4
+/// halves, two halves per word, lower half first.
+pub fn pack_f16(w: &[f32], n: usize, k: usize) -> Vec<u32> {
+    use half::slice::HalfFloatSliceExt;
+    let k4 = k.next_multiple_of(4);
+    let mut halves = vec![half::f16::ZERO; n * k4];
+    for (row, src) in halves
+        .chunks_exact_mut(k4.max(1))
+        .zip(w.chunks_exact(k.max(1)))
+    {
+        // The slice conversion uses F16C where the CPU has it (~1.6x the per-value one).
+        row[..k].convert_from_f32_slice(src);
+    }
+    halves
+        .chunks_exact(2)
+        .map(|p| p[0].to_bits() as u32 | (p[1].to_bits() as u32) << 16)
+        .collect()
+}
+
+/// Every value rounded to the nearest f16 and back: the weights an f16 linear multiplies by,
+/// for CPU references.
+pub fn round_f16(w: &[f32]) -> Vec<f32> {
+    w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
+/// The shaders' entry points: one tiling (128x128 outputs per workgroup) and epilogue, with the
+/// tiles filled from f32 or f16 weights in several ways. x, the sums and y are f32 in all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Any shape: scalar loads checked element by element, 8x8 outputs per invocation.
+    /// f32 weights, any shape: scalar loads checked element by element, 8x8 outputs per
+    /// invocation.
     Scalar,
-    /// `k` and `x_row_stride` multiples of 4: vec4 loads, 8x8 outputs per invocation (GPUs).
+    /// f32 weights, `k` and `x_row_stride` multiples of 4: vec4 loads, 8x8 outputs per
+    /// invocation (GPUs).
     Vec4,
     /// `Vec4`'s loads, 16x16 outputs per invocation: CPU adapters (lavapipe) load workgroup
     /// memory lane by lane, so a bigger block (fewer loads per fma) is ~1.6x faster there, while
     /// its 256 accumulators would spill out of a GPU's registers.
     Vec4Cpu,
+    /// `Scalar` with f16 weights, unpacked from u32 pairs (see [`f16_supported`]).
+    F16Scalar,
+    /// `Vec4` with f16 weights, unpacked from u32 pairs.
+    F16Vec4,
+    /// `Vec4Cpu` with f16 weights, unpacked from u32 pairs.
+    F16Vec4Cpu,
+    /// `F16Vec4` reading the weights as vec4<f16> (needs `SHADER_F16`).
+    F16NativeVec4,
+    /// `F16Vec4Cpu` reading the weights as vec4<f16> (needs `SHADER_F16`).
+    F16NativeVec4Cpu,
 }
 
 impl Variant {
-    /// The fastest variant that is correct for `shape` on this adapter.
-    pub fn choose(gpu: &Gpu, shape: Linear) -> Self {
-        if !vec4_loads_fit(shape) {
-            Variant::Scalar
-        } else if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            Variant::Vec4Cpu
-        } else {
-            Variant::Vec4
+    pub const ALL: [Variant; 8] = [
+        Variant::Scalar,
+        Variant::Vec4,
+        Variant::Vec4Cpu,
+        Variant::F16Scalar,
+        Variant::F16Vec4,
+        Variant::F16Vec4Cpu,
+        Variant::F16NativeVec4,
+        Variant::F16NativeVec4Cpu,
+    ];
+
+    /// The fastest variant that is correct for `shape` and weights in `format` on this adapter:
+    /// vec4 loads where the shape allows, big blocks on CPU adapters, native f16 loads where the
+    /// device has `SHADER_F16`.
+    pub fn choose(gpu: &Gpu, shape: Linear, format: WeightFormat) -> Self {
+        let vec4 = vec4_loads_fit(shape);
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let native = gpu.device.features().contains(wgpu::Features::SHADER_F16);
+        match (format, vec4, native, cpu) {
+            (WeightFormat::F32, false, _, _) => Variant::Scalar,
+            (WeightFormat::F32, true, _, false) => Variant::Vec4,
+            (WeightFormat::F32, true, _, true) => Variant::Vec4Cpu,
+            (WeightFormat::F16, false, _, _) => Variant::F16Scalar,
+            (WeightFormat::F16, true, false, false) => Variant::F16Vec4,
+            (WeightFormat::F16, true, false, true) => Variant::F16Vec4Cpu,
+            (WeightFormat::F16, true, true, false) => Variant::F16NativeVec4,
+            (WeightFormat::F16, true, true, true) => Variant::F16NativeVec4Cpu,
         }
     }
 
-    fn entry(self) -> &'static str {
+    /// The weight format this variant reads.
+    pub fn format(self) -> WeightFormat {
+        match self {
+            Variant::Scalar | Variant::Vec4 | Variant::Vec4Cpu => WeightFormat::F32,
+            _ => WeightFormat::F16,
+        }
+    }
+
+    /// Whether the device needs `SHADER_F16` for it.
+    pub fn needs_shader_f16(self) -> bool {
+        matches!(self, Variant::F16NativeVec4 | Variant::F16NativeVec4Cpu)
+    }
+
+    fn needs_vec4_loads(self) -> bool {
+        !matches!(self, Variant::Scalar | Variant::F16Scalar)
+    }
+
+    pub fn kernel(self) -> &'static Kernel {
+        match (self.format(), self.needs_shader_f16()) {
+            (WeightFormat::F32, _) => &KERNEL,
+            (WeightFormat::F16, false) => &KERNEL_F16,
+            (WeightFormat::F16, true) => &KERNEL_F16_NATIVE,
+        }
+    }
+
+    pub fn entry(self) -> &'static str {
         match self {
             Variant::Scalar => "main",
             Variant::Vec4 => "main_vec4",
             Variant::Vec4Cpu => "main_vec4_cpu",
+            Variant::F16Scalar => "main_f16",
+            Variant::F16Vec4 => "main_f16_vec4",
+            Variant::F16Vec4Cpu => "main_f16_vec4_cpu",
+            Variant::F16NativeVec4 => "main_f16_native_vec4",
+            Variant::F16NativeVec4Cpu => "main_f16_native_vec4_cpu",
+        }
+    }
+
+    /// One line for `info`: weight format and how the shader reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Variant::Scalar => "f32 weights, scalar loads",
+            Variant::Vec4 => "f32 weights, vec4 loads",
+            Variant::Vec4Cpu => "f32 weights, vec4 loads, 16x16 blocks for CPU adapters",
+            Variant::F16Scalar => "f16 weights (packed u32), scalar loads of x",
+            Variant::F16Vec4 => "f16 weights (packed u32), vec4 loads",
+            Variant::F16Vec4Cpu => {
+                "f16 weights (packed u32), vec4 loads, 16x16 blocks for CPU adapters"
+            }
+            Variant::F16NativeVec4 => "f16 weights (SHADER_F16 vec4<f16>), vec4 loads",
+            Variant::F16NativeVec4Cpu => {
+                "f16 weights (SHADER_F16 vec4<f16>), vec4 loads, 16x16 blocks for CPU adapters"
+            }
         }
     }
 }
@@ -96,17 +333,17 @@ pub fn record(
     program: &mut Program,
     shape: Linear,
     x: &wgpu::Buffer,                // [m, x_row_stride]
-    w: &wgpu::Buffer,                // [n, k]
+    w: &Weight,                      // [n, k]
     bias: Option<&wgpu::Buffer>,     // [n]
     residual: Option<&wgpu::Buffer>, // [m, n]
     y: &wgpu::Buffer,                // [m, n]
 ) {
-    let variant = Variant::choose(gpu, shape);
+    let variant = Variant::choose(gpu, shape, w.format);
     record_variant(gpu, program, shape, variant, x, w, bias, residual, y);
 }
 
 /// [`record`] with the entry point chosen by the caller (tests run every variant on any
-/// adapter). Panics if `variant` cannot handle `shape`.
+/// adapter). Panics if `variant` cannot handle `shape`, `w` or the device.
 #[allow(clippy::too_many_arguments)]
 pub fn record_variant(
     gpu: &Gpu,
@@ -114,14 +351,34 @@ pub fn record_variant(
     shape: Linear,
     variant: Variant,
     x: &wgpu::Buffer,                // [m, x_row_stride]
-    w: &wgpu::Buffer,                // [n, k]
+    w: &Weight,                      // [n, k]
     bias: Option<&wgpu::Buffer>,     // [n]
     residual: Option<&wgpu::Buffer>, // [m, n]
     y: &wgpu::Buffer,                // [m, n]
 ) {
     assert!(
-        variant == Variant::Scalar || vec4_loads_fit(shape),
+        !variant.needs_vec4_loads() || vec4_loads_fit(shape),
         "linear: {variant:?} needs k > 0 and k, x_row_stride multiples of 4, got {shape:?}"
+    );
+    assert!(
+        (w.n, w.k) == (shape.n, shape.k),
+        "linear: weight is [{}, {}] but {shape:?} needs [{}, {}]",
+        w.n,
+        w.k,
+        shape.n,
+        shape.k
+    );
+    assert_eq!(
+        variant.format(),
+        w.format,
+        "linear: {variant:?} reads {:?} weights, got {:?}",
+        variant.format(),
+        w.format
+    );
+    assert!(
+        !variant.needs_shader_f16() || gpu.device.features().contains(wgpu::Features::SHADER_F16),
+        "linear: {variant:?} needs a device with SHADER_F16, {} was opened without it",
+        gpu.info.name
     );
     let mut flags = 0;
     if bias.is_some() {
@@ -141,13 +398,14 @@ pub fn record_variant(
         flags,
     };
     let (m, n, k) = (shape.m as f64, shape.n as f64, shape.k as f64);
+    let wb = &w.buffer;
     program.push(
         gpu,
         Call {
-            kernel: &KERNEL,
+            kernel: variant.kernel(),
             entry: variant.entry(),
             params,
-            buffers: &[x, w, bias.unwrap_or(w), residual.unwrap_or(w), y],
+            buffers: &[x, wb, bias.unwrap_or(wb), residual.unwrap_or(wb), y],
             // 65535 tiles per dimension would take over 8 million rows or columns.
             workgroups: [
                 shape.n.div_ceil(TILE) as u32,
@@ -155,7 +413,8 @@ pub fn record_variant(
                 1,
             ],
             flops: 2.0 * m * n * k,
-            bytes: 4.0 * (m * k + n * k + m * n * if residual.is_some() { 2.0 } else { 1.0 }),
+            bytes: 4.0 * (m * k + m * n * if residual.is_some() { 2.0 } else { 1.0 })
+                + w.bytes() as f64,
         },
     );
 }

@@ -43,6 +43,8 @@ pub const ALL_KERNELS: &[Kernel] = &[
     group_norm::KERNEL,
     layer_norm::KERNEL,
     linear::KERNEL,
+    linear::KERNEL_F16,
+    linear::KERNEL_F16_NATIVE,
     max_pool::KERNEL,
     tokens::KERNEL,
 ];
