@@ -422,6 +422,28 @@ fn info(model: &Model) -> Result<()> {
         "weights:      {:.2} MB on the GPU",
         model.weight_bytes() as f64 / 1e6
     );
+    // The other matrix kernels pick their block layout per adapter too.
+    let c = &model.config;
+    let attn = vit_hybrid::ops::attention::Attention {
+        batch: 1,
+        seq: c.seq_len(),
+        heads: c.num_attention_heads,
+        head_dim: c.head_dim(),
+    };
+    let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
+    println!(
+        "conv2d:       {} block layout ({})",
+        if cpu { "CPU" } else { "GPU" },
+        if cpu {
+            "8x4 invocations owning 32x16 outputs; 8x2 for <= 64 channels"
+        } else {
+            "16x16 invocations owning 8x8 outputs"
+        }
+    );
+    println!(
+        "attention:    {:?} variant",
+        vit_hybrid::ops::attention::Variant::choose(model.gpu(), attn)
+    );
     if !model.info.unused_tensors.is_empty() {
         println!(
             "unused:       {} tensors ({})",
