@@ -1,101 +1,95 @@
 //! Horizontal bar rows drawn with egui's painter: the top-k probabilities and the GPU time per
 //! shader. A row is a name, a bar and a value; no plotting crate is needed for that.
 
+use eframe::egui::ecolor::HsvaGamma;
 use eframe::egui::{self, Align2, Color32, CornerRadius, FontId, Rect, Sense, Vec2, pos2};
-use vit_hybrid::profile::{self, DispatchTime};
-
-/// Colours for the shader bars; a kernel keeps its colour from one image to the next.
-const PALETTE: [Color32; 8] = [
-    Color32::from_rgb(0x4e, 0x79, 0xa7),
-    Color32::from_rgb(0xf2, 0x8e, 0x2b),
-    Color32::from_rgb(0x59, 0xa1, 0x4f),
-    Color32::from_rgb(0xe1, 0x57, 0x59),
-    Color32::from_rgb(0x76, 0xb7, 0xb2),
-    Color32::from_rgb(0xed, 0xc9, 0x48),
-    Color32::from_rgb(0xb0, 0x7a, 0xa1),
-    Color32::from_rgb(0x9c, 0x75, 0x5f),
-];
+use vit_hybrid::ops::ALL_KERNELS;
+use vit_hybrid::profile::{self, DispatchTime, Row};
 
 /// The colour of the probability bars.
 pub const PROBABILITY: Color32 = Color32::from_rgb(0x4e, 0x9a, 0xe0);
 
-/// One kernel's share of a forward pass.
-pub struct KernelTime {
-    pub kernel: String,
-    pub seconds: f64,
-    pub flops: f64,
-    pub dispatches: usize,
-}
-
 /// Totals per kernel (conv2d, linear, ...), largest first.
-pub fn per_kernel(times: &[DispatchTime]) -> Vec<KernelTime> {
+pub fn per_kernel(times: &[DispatchTime]) -> Vec<Row> {
     profile::aggregate(times, |t| t.kernel.to_string())
-        .into_iter()
-        .map(|(kernel, seconds, flops, dispatches)| KernelTime {
-            kernel,
-            seconds,
-            flops,
-            dispatches,
-        })
-        .collect()
 }
 
-fn colour_of(name: &str) -> Color32 {
-    let h = name
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-    PALETTE[h % PALETTE.len()]
+/// A kernel's bar colour: hues a golden angle apart in the order of `ops::ALL_KERNELS`, so
+/// that every kernel has its own colour and keeps it from one image to the next.
+fn colour_of(kernel: &str) -> Color32 {
+    let i = ALL_KERNELS
+        .iter()
+        .position(|k| k.name == kernel)
+        .unwrap_or(ALL_KERNELS.len());
+    let hue = (0.58 + i as f32 * 0.618_034).fract();
+    HsvaGamma {
+        h: hue,
+        s: 0.6,
+        v: 0.8,
+        a: 1.0,
+    }
+    .into()
 }
 
-/// One row: `name` in a column `name_width` wide, a bar `fraction` of the remaining width
-/// (minus room for `value`), and `value` after the bar.
-pub fn bar_row(
-    ui: &mut egui::Ui,
-    name: &str,
-    name_width: f32,
-    fraction: f64,
-    value: &str,
-    colour: Color32,
-) -> egui::Response {
-    let font = FontId::proportional(14.0);
-    let height = 22.0;
-    let value_width = 150.0;
-    let (rect, response) =
-        ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
-    let painter = ui.painter_at(rect);
-    let text = ui.visuals().text_color();
-    let mid = rect.center().y;
-    painter.text(
-        pos2(rect.left(), mid),
-        Align2::LEFT_CENTER,
-        name,
-        font.clone(),
-        text,
-    );
-    let track_left = rect.left() + name_width;
-    let track_width = (rect.width() - name_width - value_width).max(10.0);
-    let track = Rect::from_min_size(
-        pos2(track_left, rect.top() + 3.0),
-        Vec2::new(track_width, height - 6.0),
-    );
-    painter.rect_filled(track, CornerRadius::same(3), ui.visuals().faint_bg_color);
-    let filled = Rect::from_min_size(
-        track.min,
-        Vec2::new(track_width * fraction.clamp(0.0, 1.0) as f32, track.height()),
-    );
-    painter.rect_filled(filled, CornerRadius::same(3), colour);
-    painter.text(
-        pos2(track.right() + 8.0, mid),
-        Align2::LEFT_CENTER,
-        value,
-        font,
-        text,
-    );
-    response
+/// Rows of horizontal bars: a name column, a bar, and the bar's value after it.
+pub struct Bars {
+    pub name_width: f32,
+    pub value_width: f32,
+}
+
+impl Bars {
+    /// One row whose bar fills `fraction` of the track.
+    pub fn row(
+        &self,
+        ui: &mut egui::Ui,
+        name: &str,
+        fraction: f64,
+        value: &str,
+        colour: Color32,
+    ) -> egui::Response {
+        let font = FontId::proportional(15.0);
+        let height = 24.0;
+        let (rect, response) =
+            ui.allocate_exact_size(Vec2::new(ui.available_width(), height), Sense::hover());
+        let text = ui.visuals().text_color();
+        let mid = rect.center().y;
+        // Long labels are cut at the bar rather than drawn over it.
+        let name_clip = Rect::from_min_size(rect.min, Vec2::new(self.name_width - 8.0, height));
+        ui.painter_at(name_clip).text(
+            pos2(rect.left(), mid),
+            Align2::LEFT_CENTER,
+            name,
+            font.clone(),
+            text,
+        );
+        let painter = ui.painter_at(rect);
+        let track_width = (rect.width() - self.name_width - self.value_width).max(10.0);
+        let track = Rect::from_min_size(
+            pos2(rect.left() + self.name_width, rect.top() + 4.0),
+            Vec2::new(track_width, height - 8.0),
+        );
+        painter.rect_filled(track, CornerRadius::same(3), ui.visuals().faint_bg_color);
+        let filled = Rect::from_min_size(
+            track.min,
+            Vec2::new(
+                track_width * fraction.clamp(0.0, 1.0) as f32,
+                track.height(),
+            ),
+        );
+        painter.rect_filled(filled, CornerRadius::same(3), colour);
+        painter.text(
+            pos2(rect.right(), mid),
+            Align2::RIGHT_CENTER,
+            value,
+            font,
+            text,
+        );
+        response
+    }
 }
 
 /// The shader chart: one bar per kernel, scaled to the slowest, with its time and share.
-pub fn kernel_bars(ui: &mut egui::Ui, kernels: &[KernelTime]) {
+pub fn kernel_bars(ui: &mut egui::Ui, kernels: &[Row]) {
     let total: f64 = kernels.iter().map(|k| k.seconds).sum();
     let slowest = kernels.first().map_or(0.0, |k| k.seconds);
     for k in kernels {
@@ -105,20 +99,20 @@ pub fn kernel_bars(ui: &mut egui::Ui, kernels: &[KernelTime]) {
         } else {
             0.0
         };
-        let value = format!("{}  {:>3.0}%", format_seconds(k.seconds), share * 100.0);
-        let gflops = if k.seconds > 0.0 {
-            k.flops / k.seconds / 1e9
-        } else {
-            0.0
+        let value = format!("{}   {:.0}%", format_seconds(k.seconds), share * 100.0);
+        let per_second = |x: f64| if k.seconds > 0.0 { x / k.seconds } else { 0.0 };
+        let bars = Bars {
+            name_width: 110.0,
+            value_width: 118.0,
         };
-        bar_row(ui, &k.kernel, 110.0, fraction, &value, colour_of(&k.kernel)).on_hover_text(
-            format!(
-                "{}: {} dispatches, {:.3} GFLOP, {gflops:.1} GFLOP/s",
-                k.kernel,
+        bars.row(ui, &k.key, fraction, &value, colour_of(&k.key))
+            .on_hover_text(format!(
+                "{}: {} dispatches, {:.1} GFLOP/s, {:.1} GB/s",
+                k.key,
                 k.dispatches,
-                k.flops / 1e9
-            ),
-        );
+                per_second(k.flops) / 1e9,
+                per_second(k.bytes) / 1e9,
+            ));
     }
 }
 

@@ -81,3 +81,52 @@ impl Playlist {
 fn is_image(path: &Path) -> bool {
     image::ImageFormat::from_path(path).is_ok_and(|f| f.reading_enabled())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_opens_its_folder_and_steps_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.png", "a.jpg", "c.PNG", "notes.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.png")).unwrap();
+        let b = dir.path().join("b.png");
+        let mut list = Playlist::new(std::slice::from_ref(&b));
+        assert_eq!(list.current(), Some(b.as_path()));
+        assert_eq!(list.position(), (2, 3));
+        assert_eq!(list.step(1), Some(dir.path().join("c.PNG").as_path()));
+        assert_eq!(list.step(1), Some(dir.path().join("a.jpg").as_path()));
+        assert_eq!(list.step(-1), Some(dir.path().join("c.PNG").as_path()));
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_image_is_opened_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.png"), b"").unwrap();
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, b"").unwrap();
+        let missing = dir.path().join("missing.png");
+        for path in [notes, missing] {
+            let list = Playlist::new(std::slice::from_ref(&path));
+            assert_eq!(list.current(), Some(path.as_path()));
+            assert_eq!(list.position(), (1, 1));
+        }
+    }
+
+    #[test]
+    fn a_bare_file_name_keeps_its_spelling() {
+        // `classify chelsea.png` prints `chelsea.png`; so must the window.
+        let list = Playlist::new(&[PathBuf::from("Cargo.toml")]);
+        assert_eq!(list.current(), Some(Path::new("Cargo.toml")));
+    }
+
+    #[test]
+    fn nothing_to_step_through() {
+        let mut list = Playlist::new(&[]);
+        assert_eq!(list.current(), None);
+        assert_eq!(list.step(1), None);
+    }
+}

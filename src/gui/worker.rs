@@ -1,5 +1,5 @@
 //! The inference thread: loads the model, decodes each opened image, classifies it and times
-//! every shader, so that the window keeps drawing while the GPU (or lavapipe's CPU) works.
+//! every shader, so that the window's thread never waits for any of it.
 //!
 //! The UI sends `Job`s; replies come back through a channel tagged with the job's id, and
 //! each reply wakes the UI with `request_repaint`. Jobs that are overtaken by a newer one
@@ -9,6 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
@@ -53,19 +54,19 @@ pub struct Profile {
 
 pub enum Reply {
     Model(Result<ModelSummary, String>),
-    /// The image as decoded for display (sent before the slower classification).
-    Preview {
+    /// News about the image of job `id`.
+    Image {
         id: u64,
-        image: Result<egui::ColorImage, String>,
+        update: Update,
     },
-    Classified {
-        id: u64,
-        result: Result<Classified, String>,
-    },
-    Profiled {
-        id: u64,
-        result: Result<Profile, String>,
-    },
+}
+
+/// What is known about an image, in the order it becomes known.
+pub enum Update {
+    /// The image as decoded for display, and its size in the file.
+    Preview(Result<(egui::ColorImage, [u32; 2]), String>),
+    Classified(Result<Classified, String>),
+    Profiled(Result<Profile, String>),
 }
 
 /// The UI's end of the inference thread.
@@ -82,7 +83,7 @@ impl Worker {
         let out = Outbox { tx: reply_tx, ctx };
         std::thread::Builder::new()
             .name("vit-hybrid inference".into())
-            .spawn(move || serve(gpu, &model, job_rx, out))
+            .spawn(move || serve(gpu, model, job_rx, out))
             .expect("spawning the inference thread");
         Self { jobs, replies }
     }
@@ -94,6 +95,7 @@ impl Worker {
 }
 
 /// Sends a reply and wakes the UI to show it.
+#[derive(Clone)]
 struct Outbox {
     tx: Sender<Reply>,
     ctx: egui::Context,
@@ -103,6 +105,10 @@ impl Outbox {
     fn send(&self, reply: Reply) {
         let _ = self.tx.send(reply);
         self.ctx.request_repaint();
+    }
+
+    fn update(&self, id: u64, update: Update) {
+        self.send(Reply::Image { id, update });
     }
 }
 
@@ -115,73 +121,119 @@ fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
 
 fn load(gpu: Arc<Gpu>, name: &str) -> anyhow::Result<Model> {
     use anyhow::Context;
-    let model = Model::from_pretrained(gpu, name).with_context(|| format!("loading model {name}"))?;
-    // Build the one-image plan (buffers, pipelines) now, so the first image's latency is that
-    // of a forward pass and not of setting one up.
-    model.prepare(1)?;
+    let model =
+        Model::from_pretrained(gpu, name).with_context(|| format!("loading model {name}"))?;
+    // One pass on a blank image builds the one-image plan (buffers, pipelines) and lets the
+    // driver finish compiling, so the first image's latency is that of a forward pass alone.
+    model
+        .forward(&vec![0.0; model.image_len()], 1)
+        .context("a first forward pass")?;
     Ok(model)
 }
 
-fn serve(gpu: Arc<Gpu>, name: &str, jobs: Receiver<Job>, out: Outbox) {
-    let model = guarded(|| load(gpu, name));
-    out.send(Reply::Model(model.as_ref().map(summary).map_err(Clone::clone)));
+fn serve(gpu: Arc<Gpu>, name: String, jobs: Receiver<Job>, out: Outbox) {
+    let mut server = Server::start(gpu, name, out);
     let mut pending = None;
     while let Some(mut job) = pending.take().or_else(|| jobs.recv().ok()) {
         // Only the newest request matters: skip the ones it overtook.
         while let Ok(newer) = jobs.try_recv() {
             job = newer;
         }
-        let Some(pixels) = classify(&job, model.as_ref(), &out) else {
+        let Some(pixels) = server.classify(&job) else {
             continue;
         };
-        // Profiling runs the network again, one dispatch at a time: skip it when the user has
-        // already moved on to another image.
+        // Profiling runs the network again: skip it when the user has already moved on.
         match jobs.try_recv() {
             Ok(newer) => pending = Some(newer),
             Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                let model = model.as_ref().expect("classify succeeded");
-                let result = guarded(|| {
-                    let (dispatches, method) = model.profile(&pixels, 1)?;
-                    Ok(Profile { dispatches, method })
-                });
-                out.send(Reply::Profiled { id: job.id, result });
-            }
+            Err(TryRecvError::Empty) => server.profile(job.id, &pixels),
         }
     }
 }
 
-/// Decodes, shows and classifies one image; returns its pixel tensor if it was classified.
-fn classify(job: &Job, model: Result<&Model, &String>, out: &Outbox) -> Option<Vec<f32>> {
-    let id = job.id;
-    let t = Instant::now();
-    let decoded = guarded(|| preprocess::load_image(&job.path));
-    let decode = t.elapsed();
-    out.send(Reply::Preview {
-        id,
-        image: decoded.as_ref().map(preview).map_err(Clone::clone),
-    });
-    let mut pixels = Vec::new();
-    let result = match (decoded, model) {
-        (Err(e), _) => Err(e),
-        (_, Err(e)) => Err(format!("no model to classify with: {e}")),
-        (Ok(image), Ok(model)) => guarded(|| {
-            let t = Instant::now();
-            pixels = input::from_image(&image, model)?;
-            let preprocess = decode + t.elapsed();
-            let t = Instant::now();
-            let mut results = model.classify(&pixels, 1, TOP_K)?;
-            let forward = t.elapsed();
-            Ok(Classified {
-                top: results.pop().map(|c| c.top).unwrap_or_default(),
-                preprocess,
-                forward,
+/// The inference thread's state: the model (or why there is none) and where replies go.
+struct Server {
+    out: Outbox,
+    loader: Option<JoinHandle<Result<Model, String>>>,
+    model: Option<Result<Model, String>>,
+}
+
+impl Server {
+    /// Starts loading the model on a thread of its own, so that the first image is decoded
+    /// and shown while the weights are read and uploaded.
+    fn start(gpu: Arc<Gpu>, name: String, out: Outbox) -> Self {
+        let loader_out = out.clone();
+        let loader = std::thread::spawn(move || {
+            let model = guarded(|| load(gpu, &name));
+            let summary = model.as_ref().map(summary).map_err(Clone::clone);
+            loader_out.send(Reply::Model(summary));
+            model
+        });
+        Self {
+            out,
+            loader: Some(loader),
+            model: None,
+        }
+    }
+
+    /// The model, waiting for the loader the first time it is needed.
+    fn model(&mut self) -> Result<&Model, String> {
+        let loader = &mut self.loader;
+        let model = self.model.get_or_insert_with(|| {
+            let loading = loader.take().expect("the loader is joined once");
+            loading
+                .join()
+                .unwrap_or_else(|_| Err("loading the model crashed".into()))
+        });
+        model
+            .as_ref()
+            .map_err(|e| format!("no model to classify with: {e}"))
+    }
+
+    /// Decodes, shows and classifies one image; returns its pixels if it was classified.
+    fn classify(&mut self, job: &Job) -> Option<Vec<f32>> {
+        let id = job.id;
+        let t = Instant::now();
+        let decoded = guarded(|| preprocess::load_image(&job.path));
+        let decode = t.elapsed();
+        let shown = decoded
+            .as_ref()
+            .map(|i| (preview(i), [i.width(), i.height()]))
+            .map_err(Clone::clone);
+        self.out.update(id, Update::Preview(shown));
+        let mut pixels = Vec::new();
+        let result = decoded.and_then(|image| {
+            let model = self.model()?;
+            guarded(|| {
+                let t = Instant::now();
+                pixels = input::from_image(&image, model)?;
+                let preprocess = decode + t.elapsed();
+                let t = Instant::now();
+                let mut results = model.classify(&pixels, 1, TOP_K)?;
+                let forward = t.elapsed();
+                Ok(Classified {
+                    top: results.pop().map(|c| c.top).unwrap_or_default(),
+                    preprocess,
+                    forward,
+                })
             })
-        }),
-    };
-    let ok = result.is_ok();
-    out.send(Reply::Classified { id, result });
-    ok.then_some(pixels)
+        });
+        let classified = result.is_ok();
+        self.out.update(id, Update::Classified(result));
+        classified.then_some(pixels)
+    }
+
+    /// Times every dispatch of a forward pass of `pixels` (already classified, so the model
+    /// is there).
+    fn profile(&mut self, id: u64, pixels: &[f32]) {
+        let result = self.model().and_then(|model| {
+            guarded(|| {
+                let (dispatches, method) = model.profile(pixels, 1)?;
+                Ok(Profile { dispatches, method })
+            })
+        });
+        self.out.update(id, Update::Profiled(result));
+    }
 }
 
 fn summary(model: &Model) -> ModelSummary {
