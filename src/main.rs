@@ -137,6 +137,9 @@ pub struct GuiArgs {
     /// Quit once the first result is shown (and the screenshot, if asked for, is written).
     #[arg(long)]
     pub exit_after_first_result: bool,
+    /// Weights of the encoder's linears to start with (switchable in the window).
+    #[arg(long, default_value = "f32")]
+    pub precision: vit_hybrid::model::Precision,
 }
 
 fn gpu(args: &ModelArgs) -> Result<Arc<Gpu>> {

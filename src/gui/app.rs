@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use eframe::egui::{self, Align2, Color32, FontId, RichText, TextureOptions};
 use vit_hybrid::Gpu;
+use vit_hybrid::model::Precision;
 use vit_hybrid::profile::{Method, Row};
 
 use super::chart;
@@ -26,6 +27,8 @@ pub struct App {
     /// The toolbar's path box.
     path_box: String,
     headless: Option<Headless>,
+    /// The weights' precision the next job runs at (the f32/f16 switch).
+    precision: Precision,
 }
 
 enum ModelState {
@@ -80,6 +83,7 @@ impl App {
             last_job: 0,
             path_box: String::new(),
             headless: Headless::new(args.screenshot, args.exit_after_first_result, failure),
+            precision: args.precision,
         };
         app.open_current();
         Ok(app)
@@ -102,6 +106,7 @@ impl App {
         self.worker.open(Job {
             id: self.last_job,
             path,
+            precision: self.precision,
         });
     }
 
@@ -219,7 +224,7 @@ impl App {
         });
     }
 
-    fn status_bar(&self, ui: &mut egui::Ui) {
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             match &self.model {
                 ModelState::Loading => {
@@ -242,7 +247,9 @@ impl App {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                precision_switch(ui);
+                if precision_switch(ui, &mut self.precision) {
+                    self.open_current();
+                }
             });
         });
     }
@@ -384,13 +391,16 @@ fn first_result<'a>(model: &ModelState, shown: Option<&'a Shown>) -> Option<Firs
     }
 }
 
-/// Where the f32/f16 switch goes. The network has only an f32 path today, so this states the
-/// precision instead of offering a choice it cannot honour; once the model has an f16 path
-/// (on adapters with `SHADER_F16`), this becomes a selector whose choice travels with each
-/// `Job` to the worker.
-fn precision_switch(ui: &mut egui::Ui) {
-    ui.label("precision f32")
-        .on_hover_text("the network runs in f32; an f16 path is not implemented yet");
+/// The f32/f16 switch: f16 stores the encoder's linear weights as halves (see the README);
+/// switching reruns the current image. Returns whether the choice changed.
+fn precision_switch(ui: &mut egui::Ui, precision: &mut Precision) -> bool {
+    let before = *precision;
+    for p in [Precision::F16, Precision::F32] {
+        ui.selectable_value(precision, p, p.as_str())
+            .on_hover_text("weights of the encoder's linears: f32, or f16 (half the memory)");
+    }
+    ui.label("precision");
+    *precision != before
 }
 
 fn error_box(ui: &mut egui::Ui, message: &str) {

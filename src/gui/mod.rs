@@ -68,7 +68,9 @@ fn wgpu_options() -> egui_wgpu::WgpuConfiguration {
     let mut setup = egui_wgpu::WgpuSetupCreateNew::without_display_handle();
     setup.device_descriptor = Arc::new(|adapter: &wgpu::Adapter| wgpu::DeviceDescriptor {
         label: Some("vit-hybrid gui"),
-        required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+        // The same optional features as `Gpu::new`: exact profiles and the f16 path.
+        required_features: adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16),
         required_limits: adapter.limits(),
         memory_hints: wgpu::MemoryHints::Performance,
         ..Default::default()

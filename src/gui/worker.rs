@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
+use vit_hybrid::model::Precision;
 use vit_hybrid::profile::{DispatchTime, Method};
 use vit_hybrid::{Gpu, Model, Prediction, input, preprocess};
 
@@ -26,6 +27,7 @@ const PREVIEW_SIDE: u32 = 1024;
 pub struct Job {
     pub id: u64,
     pub path: PathBuf,
+    pub precision: Precision,
 }
 
 /// What the model is, once loaded.
@@ -119,10 +121,10 @@ fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
-fn load(gpu: Arc<Gpu>, name: &str) -> anyhow::Result<Model> {
+fn load(gpu: Arc<Gpu>, name: &str, precision: Precision) -> anyhow::Result<Model> {
     use anyhow::Context;
-    let model =
-        Model::from_pretrained(gpu, name).with_context(|| format!("loading model {name}"))?;
+    let model = Model::from_pretrained_with(gpu, name, precision)
+        .with_context(|| format!("loading model {name} ({precision})"))?;
     // One pass on a blank image builds the one-image plan (buffers, pipelines) and lets the
     // driver finish compiling, so the first image's latency is that of a forward pass alone.
     model
@@ -146,7 +148,7 @@ fn serve(gpu: Arc<Gpu>, name: String, jobs: Receiver<Job>, out: Outbox) {
         match jobs.try_recv() {
             Ok(newer) => pending = Some(newer),
             Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => server.profile(job.id, &pixels),
+            Err(TryRecvError::Empty) => server.profile(job.id, job.precision, &pixels),
         }
     }
 }
@@ -156,6 +158,9 @@ struct Server {
     out: Outbox,
     loader: Option<JoinHandle<Result<Model, String>>>,
     model: Option<Result<Model, String>>,
+    gpu: Arc<Gpu>,
+    name: String,
+    f16: Option<Result<Model, String>>,
 }
 
 impl Server {
@@ -163,8 +168,9 @@ impl Server {
     /// and shown while the weights are read and uploaded.
     fn start(gpu: Arc<Gpu>, name: String, out: Outbox) -> Self {
         let loader_out = out.clone();
+        let (loader_gpu, loader_name) = (gpu.clone(), name.clone());
         let loader = std::thread::spawn(move || {
-            let model = guarded(|| load(gpu, &name));
+            let model = guarded(|| load(loader_gpu, &loader_name, Precision::F32));
             let summary = model.as_ref().map(summary).map_err(Clone::clone);
             loader_out.send(Reply::Model(summary));
             model
@@ -173,7 +179,23 @@ impl Server {
             out,
             loader: Some(loader),
             model: None,
+            gpu,
+            name,
+            f16: None,
         }
+    }
+
+    /// The model at `precision`: f32 is loaded at start, f16 the first time it is asked for
+    /// (on this thread, so the window stays live meanwhile).
+    fn model_at(&mut self, precision: Precision) -> Result<&Model, String> {
+        if precision == Precision::F32 {
+            return self.model();
+        }
+        let (gpu, name) = (self.gpu.clone(), self.name.clone());
+        self.f16
+            .get_or_insert_with(|| guarded(|| load(gpu, &name, Precision::F16)))
+            .as_ref()
+            .map_err(|e| format!("no f16 model: {e}"))
     }
 
     /// The model, waiting for the loader the first time it is needed.
@@ -203,7 +225,7 @@ impl Server {
         self.out.update(id, Update::Preview(shown));
         let mut pixels = Vec::new();
         let result = decoded.and_then(|image| {
-            let model = self.model()?;
+            let model = self.model_at(job.precision)?;
             guarded(|| {
                 let t = Instant::now();
                 pixels = input::from_image(&image, model)?;
@@ -225,8 +247,8 @@ impl Server {
 
     /// Times every dispatch of a forward pass of `pixels` (already classified, so the model
     /// is there).
-    fn profile(&mut self, id: u64, pixels: &[f32]) {
-        let result = self.model().and_then(|model| {
+    fn profile(&mut self, id: u64, precision: Precision, pixels: &[f32]) {
+        let result = self.model_at(precision).and_then(|model| {
             guarded(|| {
                 let (dispatches, method) = model.profile(pixels, 1)?;
                 Ok(Profile { dispatches, method })
