@@ -38,15 +38,19 @@ fn reference(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f64>) {
     (t.shape().to_vec(), data)
 }
 
+/// The fixture's input batch as the f32 pixels the model takes, and its size.
+fn input_pixels(st: &SafeTensors) -> (usize, Vec<f32>) {
+    let (shape, pixels) = reference(st, "pixel_values");
+    (shape[0], pixels.iter().map(|&v| v as f32).collect())
+}
+
 fn check_fixture(name: &str) {
     let dir = fixture(name);
     let model =
         Model::load(gpu(), &dir).unwrap_or_else(|e| panic!("loading fixture {name}: {e:#}"));
     let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let (shape, pixels) = reference(&st, "pixel_values");
-    let batch = shape[0];
-    let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+    let (batch, pixels) = input_pixels(&st);
     let (logits, stages) = model.forward_stages(&pixels, batch).unwrap();
 
     let mut first_drift = None;
@@ -150,9 +154,7 @@ fn batches_split_under_a_small_binding_limit() {
     let full = Model::load(std::sync::Arc::new(gpu), &dir).unwrap();
     let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let (shape, pixels) = reference(&st, "pixel_values");
-    let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
-    let batch = shape[0];
+    let (batch, pixels) = input_pixels(&st);
     let want = full.forward(&pixels, batch).unwrap();
 
     // The largest per-image buffer of the tiny model, found by asking for chunks of 1.
@@ -198,9 +200,7 @@ fn f16_weights_stay_close_and_keep_top1() {
         assert_eq!(model.precision(), Precision::F16);
         let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let (shape, pixels) = reference(&st, "pixel_values");
-        let batch = shape[0];
-        let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+        let (batch, pixels) = input_pixels(&st);
         let (logits, stages) = model.forward_stages(&pixels, batch).unwrap();
         for stage in &stages {
             let (_, want) = reference(&st, &stage.name);
