@@ -8,7 +8,9 @@ use vit_hybrid::gpu::{Gpu, GpuOptions};
 use vit_hybrid::ops::attention::{self, Attention};
 use vit_hybrid::ops::conv2d::{self, Conv2d};
 use vit_hybrid::ops::group_norm::{self, GroupNorm};
-use vit_hybrid::ops::linear::{self, Linear, Weight, WeightFormat};
+use vit_hybrid::ops::linear::{
+    self, Input, Linear, Output, Variant, Weight, WeightFormat, WeightLayout,
+};
 use vit_hybrid::ops::{Program, layer_norm};
 
 fn time(gpu: &Gpu, p: &Program) -> f64 {
@@ -26,7 +28,7 @@ fn time(gpu: &Gpu, p: &Program) -> f64 {
 
 fn report(name: &str, seconds: f64, flops: f64) {
     println!(
-        "{name:<44} {:>9.3} ms {:>8.2} GFLOP/s",
+        "{name:<64} {:>9.3} ms {:>8.2} GFLOP/s",
         seconds * 1e3,
         flops / seconds / 1e9
     );
@@ -42,44 +44,63 @@ fn main() {
     let buf = |n: usize| gpu.upload("bench", &vec![0.01f32; n]);
     let tokens = 577;
 
-    for (format, (name, n, k, gelu, residual)) in [WeightFormat::F32, WeightFormat::F16]
-        .into_iter()
-        .flat_map(|f| {
-            [
-                ("linear qkv 577x768 -> 2304", 2304, 768, false, false),
-                ("linear attn-out 577x768 -> 768 +res", 768, 768, false, true),
-                ("linear fc1 577x768 -> 3072 +gelu", 3072, 768, true, false),
-                ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
-            ]
-            .map(|shape| (f, shape))
-        })
-    {
-        let name = match format {
-            WeightFormat::F32 => name.to_string(),
-            WeightFormat::F16 => format!("{name} f16"),
-        };
-        if !name.contains(&filter) {
-            continue;
+    // Every linear variant this adapter can run, at the encoder's four shapes; texture
+    // variants read x from a matrix texture, as the encoder gives it to them.
+    let native_f16 = gpu.device.features().contains(wgpu::Features::SHADER_F16);
+    for (name, n, k, gelu, residual) in [
+        ("linear qkv 577x768 -> 2304", 2304, 768, false, false),
+        ("linear attn-out 577x768 -> 768 +res", 768, 768, false, true),
+        ("linear fc1 577x768 -> 3072 +gelu", 3072, 768, true, false),
+        ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
+    ] {
+        for v in Variant::ALL {
+            let name = format!("{name} {}", v.entry());
+            if !name.contains(&filter)
+                || (v.needs_shader_f16() && !native_f16)
+                || (v.format() == WeightFormat::F16
+                    && v.layout() == WeightLayout::Buffer
+                    && !linear::f16_supported(&gpu))
+            {
+                continue;
+            }
+            let shape = Linear {
+                gelu,
+                ..Linear::new(tokens, n, k)
+            };
+            let w = Weight::upload_in(
+                &gpu,
+                "bench",
+                &vec![0.01f32; n * k],
+                (n, k),
+                v.format(),
+                v.layout(),
+            )
+            .expect("weights in this layout");
+            let (x, b, r, y) = (buf(tokens * k), buf(n), buf(tokens * n), buf(tokens * n));
+            let xt = linear::texture_for(&gpu, "bench.x", tokens, k).expect("x texture");
+            let mut p = Program::new();
+            let input = if v.layout() == WeightLayout::Texture {
+                // Filled once, outside the timed program.
+                let mut fill = Program::new();
+                vit_hybrid::ops::to_texture::record(&gpu, &mut fill, &x, k, &xt);
+                fill.run(&gpu).expect("filling x");
+                Input::Texture(&xt)
+            } else {
+                Input::Buffer(&x)
+            };
+            linear::record_io(
+                &gpu,
+                &mut p,
+                shape,
+                v,
+                input,
+                &w,
+                Some(&b),
+                residual.then_some(&r),
+                Output::Buffer(&y),
+            );
+            report(&name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
         }
-        let shape = Linear {
-            gelu,
-            ..Linear::new(tokens, n, k)
-        };
-        let w = Weight::upload(&gpu, "bench", &vec![0.01f32; n * k], n, k, format)
-            .expect("f16 weights on this adapter");
-        let (x, b, r, y) = (buf(tokens * k), buf(n), buf(tokens * n), buf(tokens * n));
-        let mut p = Program::new();
-        linear::record(
-            &gpu,
-            &mut p,
-            shape,
-            &x,
-            &w,
-            Some(&b),
-            residual.then_some(&r),
-            &y,
-        );
-        report(&name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
     }
 
     for (name, cin, hw, cout, k, stride) in [
@@ -164,7 +185,7 @@ fn main() {
             &x,
             &g,
             &b,
-            &y,
+            vit_hybrid::ops::matrix_texture::Place::Buffer(&y),
         );
         let t = time(&gpu, &p);
         println!(

@@ -79,3 +79,67 @@ fn main(
         y[base + i] = (x[base + i] - mean) * (inv_std * gamma[i]) + beta[i];
     }
 }
+
+// ---- CPU adapters: one row per invocation ----
+// main's tree reduction costs a workgroup barrier per step, and on lavapipe each barrier
+// switches between all 16 SIMD batches of the workgroup, while every load is a loop over the
+// lanes anyway. Here each invocation owns a whole row and reads it as vec4s (dim a multiple of
+// 4), with the same corrected two-pass statistics: no workgroup memory, no barrier.
+// main_rows_to_texture stores y as a matrix texture (src/ops/matrix_texture.rs), the input
+// layout of the CPU-adapter linears, so no copy sits between the norm and the product.
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;      // [rows, dim / 4]
+@group(0) @binding(2) var<storage, read> gamma4: array<vec4<f32>>;  // [dim / 4]
+@group(0) @binding(3) var<storage, read> beta4: array<vec4<f32>>;   // [dim / 4]
+@group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>; // [rows, dim / 4]
+@group(0) @binding(4) var yt: texture_storage_2d<rgba32float, write>; // [dim / 4, >= rows]
+
+// Mean and 1 / std of row `row` (dim / 4 vec4s from `base`).
+fn row_stats(base: u32, q: u32) -> vec2<f32> {
+    let nf = f32(p.dim);
+    var s = vec4<f32>(0.0);
+    for (var i = 0u; i < q; i++) {
+        s += x4[base + i];
+    }
+    let mean0 = (s.x + s.y + s.z + s.w) / nf;
+    var d1 = vec4<f32>(0.0);
+    var d2 = vec4<f32>(0.0);
+    for (var i = 0u; i < q; i++) {
+        let d = x4[base + i] - mean0;
+        d1 += d;
+        d2 += d * d;
+    }
+    let m1 = (d1.x + d1.y + d1.z + d1.w) / nf;
+    let m2 = (d2.x + d2.y + d2.z + d2.w) / nf;
+    let variance = max(m2 - m1 * m1, 0.0);
+    return vec2<f32>(mean0 + m1, inverseSqrt(variance + p.eps));
+}
+
+// #for OUT in buffer texture
+@compute @workgroup_size(64, 1, 1)
+fn main_rows_to_{OUT}(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    let q = p.dim / 4u;
+    let base = row * q;
+    let st = row_stats(base, q);
+    for (var i = 0u; i < q; i++) {
+        let v = (x4[base + i] - st.x) * (st.y * gamma4[i]) + beta4[i];
+        store_{OUT}(row, base, i, v);
+    }
+}
+// #end
+
+fn store_buffer(row: u32, base: u32, i: u32, v: vec4<f32>) {
+    y4[base + i] = v;
+}
+
+fn store_texture(row: u32, base: u32, i: u32, v: vec4<f32>) {
+    textureStore(yt, vec2<u32>(i, row), v);
+}

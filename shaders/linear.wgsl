@@ -359,3 +359,100 @@ fn main_vec4_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
     finish_16x16(&acc, row0 + 4u * lid.y, col0 + 4u * lid.x);
 }
+
+// ---- CPU adapters: both operands in read-only storage textures ----
+// x as a matrix texture [K/4 texels, M rows padded to 16] and w as [K/4, N padded to 96]
+// (src/ops/matrix_texture.rs: texel (c, r) = columns 4c..4c+4 of row r, zero padding), so the
+// product is sum over texels of dot(x texel, w texel) and nothing in the k-loop checks bounds.
+// On lavapipe a storage-texture load is one inline 128-bit load per lane, where a buffer or
+// workgroup-memory load is a loop over the 8 lanes (../shared/notes/lavapipe.md): 3x faster.
+// A workgroup is one 8-lane batch with no workgroup memory and no barrier; a lane owns 16 rows
+// x 3 quads of 4 columns, the quads 8 lanes apart so a batch's stores are contiguous:
+// 16 + 12 texel loads per 768 multiply-adds. w is f32 (main_texture_f32*) or f16
+// (main_texture_f16*, an rgba16float texture read as f32: half the bytes per load).
+// *_to_texture entry points store y as a matrix texture for the next product instead
+// ([N/4, M padded to 16]; columns past N are zero).
+// Unrolled by src/shader_template.rs: lavapipe does not unroll loops, and a dynamic index
+// into the accumulators would keep them in memory.
+
+@group(0) @binding(1) var xt: texture_storage_2d<rgba32float, read>;     // [K/4, M_pad]
+@group(0) @binding(2) var wt_f32: texture_storage_2d<rgba32float, read>; // [K/4, N_pad]
+@group(0) @binding(2) var wt_f16: texture_storage_2d<rgba16float, read>; // [K/4, N_pad]
+@group(0) @binding(5) var yt: texture_storage_2d<rgba32float, write>;    // [N/4, M_pad]
+
+// Rows per lane, quads per lane, lanes per workgroup: a workgroup covers 16 rows x 96 columns.
+// #let TR = 16
+// #let TQ = 3
+const TEX_ROWS: u32 = {TR}u;
+const TEX_QUADS: u32 = {TQ}u;
+const TEX_LANES: u32 = 8u;
+
+// Bias, GELU and residual for columns 4 * quad.. of row r; zero past N.
+fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+    var o = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let n = 4u * quad + e;
+        if (n < p.n) {
+            var s = v[e];
+            if ((p.flags & 1u) != 0u) {
+                s += bias[n];
+            }
+            if ((p.flags & 2u) != 0u) {
+                s = gelu(s);
+            }
+            if ((p.flags & 4u) != 0u) {
+                s += residual[r * p.n + n];
+            }
+            o[e] = s;
+        }
+    }
+    return o;
+}
+
+// #for W in f32 f16
+// #for OUT in buffer texture
+@compute @workgroup_size(8, 1, 1)
+fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * TEX_ROWS;
+    let quad0 = wid.x * TEX_QUADS * TEX_LANES + lid.x;
+    let r0 = i32(row0);
+    let c0 = 4 * i32(quad0);
+// #for r in 0..TR
+// #for q in 0..TQ
+    var a{r}_{q} = vec4<f32>(0.0);
+// #end
+// #end
+    let k4 = i32((p.k + 3u) / 4u);
+    for (var kq = 0; kq < k4; kq++) {
+// #for r in 0..TR
+        let x{r} = textureLoad(xt, vec2<i32>(kq, r0 + {r}));
+// #end
+// #for c in 0..4
+// #for q in 0..TQ
+        let w{q}_{c} = textureLoad(wt_{W}, vec2<i32>(i32(quad0) + {8 * q}, 4 * kq + {c}));
+// #end
+// #end
+// #for r in 0..TR
+// #for q in 0..TQ
+        a{r}_{q} += x{r}.x * w{q}_0 + x{r}.y * w{q}_1 + x{r}.z * w{q}_2 + x{r}.w * w{q}_3;
+// #end
+// #end
+    }
+// #for r in 0..TR
+// #for q in 0..TQ
+    store_{OUT}(row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
+// #end
+// #end
+}
+// #end
+// #end
+
+fn store_buffer(r: u32, quad: u32, v: vec4<f32>) {
+    finish(r, 4u * quad, v);
+}
+
+fn store_texture(r: u32, quad: u32, v: vec4<f32>) {
+    if (r < p.m && quad < (p.n + 3u) / 4u) {
+        textureStore(yt, vec2<u32>(quad, r), texture_epilogue(r, quad, v));
+    }
+}

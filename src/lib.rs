@@ -11,6 +11,7 @@ pub mod npy;
 pub mod ops;
 pub mod preprocess;
 pub mod profile;
+pub mod shader_template;
 
 pub use gpu::{Gpu, GpuOptions};
 pub use model::{Classification, Model, Prediction};

@@ -1,20 +1,49 @@
 mod common;
 
 use common::{assert_close, gpu, random};
+use vit_hybrid::ops::layer_norm::Variant;
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat};
 use vit_hybrid::ops::{Program, layer_norm};
 
-fn run(shape: layer_norm::LayerNorm, x: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+/// Every variant that takes `shape`, storing into a buffer and into a matrix texture; each
+/// result with its name.
+fn run_all(
+    shape: layer_norm::LayerNorm,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+) -> Vec<(String, Vec<f32>)> {
     let g = gpu();
     let (xb, gb, bb) = (
         g.upload("x", x),
         g.upload("gamma", gamma),
         g.upload("beta", beta),
     );
-    let yb = g.storage("y", x.len());
-    let mut p = Program::new();
-    layer_norm::record(&g, &mut p, shape, &xb, &gb, &bb, &yb);
-    p.run(&g).unwrap();
-    g.read(&yb, x.len()).unwrap()
+    let mut out = Vec::new();
+    for v in [Variant::Workgroup, Variant::Rows] {
+        if !v.fits(shape) {
+            continue;
+        }
+        let yb = g.storage("y", x.len());
+        let mut p = Program::new();
+        layer_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb, Place::Buffer(&yb));
+        p.run(&g).unwrap();
+        out.push((format!("{v:?} to buffer"), g.read(&yb, x.len()).unwrap()));
+        let yt = MatrixTexture::new(
+            &g,
+            "y",
+            shape.rows,
+            shape.dim,
+            shape.rows + 3,
+            TexelFormat::F32,
+        )
+        .unwrap();
+        let mut p = Program::new();
+        layer_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb, Place::Texture(&yt));
+        p.run(&g).unwrap();
+        out.push((format!("{v:?} to texture"), yt.read(&g).unwrap()));
+    }
+    out
 }
 
 /// Runs one LayerNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
@@ -27,15 +56,16 @@ fn check(rows: usize, dim: usize, eps: f32, offset: f32) {
         .collect();
     let gamma = random(seed + 1, dim, 0.5, 1.5);
     let beta = random(seed + 2, dim, -0.5, 0.5);
-    let got = run(shape, &x, &gamma, &beta);
     let want = layer_norm::cpu(shape, &x, &gamma, &beta);
-    assert_close(
-        &format!("layer_norm {shape:?} offset {offset}"),
-        &got,
-        &want,
-        2e-5,
-        1e-4,
-    );
+    for (name, got) in run_all(shape, &x, &gamma, &beta) {
+        assert_close(
+            &format!("layer_norm {name} {shape:?} offset {offset}"),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
 }
 
 #[test]
@@ -51,6 +81,8 @@ fn awkward_sizes() {
         (1, 769),
         (7, 769),
         (600, 769),
+        (65, 768),
+        (3, 4),
     ] {
         check(rows, dim, 1e-12, 0.0);
     }
@@ -65,8 +97,12 @@ fn large_common_offset() {
 
 #[test]
 fn constant_rows_give_beta() {
+    constant_rows(769);
+    constant_rows(768);
+}
+
+fn constant_rows(dim: usize) {
     // Variance 0 with eps 1e-12 scales any error in x - mean by 1e6; there must be none.
-    let dim = 769;
     let values = [0.0f32, 0.1, 1.0 / 3.0, -123.456, 7e5];
     let shape = layer_norm::LayerNorm {
         rows: values.len(),
@@ -79,12 +115,19 @@ fn constant_rows_give_beta() {
         .collect();
     let gamma = random(1, dim, 0.5, 1.5);
     let beta = random(2, dim, -0.5, 0.5);
-    let got = run(shape, &x, &gamma, &beta);
     let want: Vec<f32> = values.iter().flat_map(|_| beta.iter().copied()).collect();
     assert_eq!(
         layer_norm::cpu(shape, &x, &gamma, &beta),
         want,
         "cpu reference"
     );
-    assert_close("layer_norm constant rows", &got, &want, 1e-6, 0.0);
+    for (name, got) in run_all(shape, &x, &gamma, &beta) {
+        assert_close(
+            &format!("layer_norm {name} constant rows"),
+            &got,
+            &want,
+            1e-6,
+            0.0,
+        );
+    }
 }

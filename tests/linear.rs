@@ -2,7 +2,7 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
-use vit_hybrid::ops::linear::{self, Variant, Weight, WeightFormat};
+use vit_hybrid::ops::linear::{self, Input, Output, Variant, Weight, WeightFormat, WeightLayout};
 
 /// Which entry point a case runs: the one `record` picks for a weight format, or a given one.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,10 @@ fn check_pick(
         Pick::Auto(f) => f,
         Pick::Only(v) => v.format(),
     };
-    let wb = Weight::upload(&g, "w", &w, n, k, format).unwrap();
+    let wb = match pick {
+        Pick::Auto(_) => Weight::upload(&g, "w", &w, n, k, format).unwrap(),
+        Pick::Only(v) => Weight::upload_in(&g, "w", &w, (n, k), format, v.layout()).unwrap(),
+    };
     let (xb, bb, rb) = (g.upload("x", &x), g.upload("b", &b), g.upload("r", &r));
     let yb = g.storage("y", m * n);
     let mut p = Program::new();
@@ -145,9 +148,12 @@ fn every_variant_at_tile_edges() {
 fn scalar_paths_take_any_k_and_stride() {
     // K not a multiple of 4 (tails of 1, 2, 3 in the last quad; for f16 the padded weight
     // rows), and an odd row stride.
-    let scalar = runnable()
-        .into_iter()
-        .filter(|v| matches!(v, Variant::Scalar | Variant::F16Scalar));
+    let scalar = runnable().into_iter().filter(|v| {
+        matches!(
+            v,
+            Variant::Scalar | Variant::F16Scalar | Variant::TextureF32 | Variant::TextureF16
+        )
+    });
     for v in scalar {
         check_variant(v, (9, 130, 5, 5), false, false, false);
         check_variant(v, (131, 6, 22, 22), true, true, false);
@@ -165,12 +171,24 @@ fn record_picks_the_weights_format() {
     assert_eq!(f32_pick.format(), WeightFormat::F32);
     assert_eq!(f16_pick.format(), WeightFormat::F16);
     let native = g.device.features().contains(wgpu::Features::SHADER_F16);
-    assert_eq!(f16_pick.needs_shader_f16(), native, "{f16_pick:?}");
     let odd = linear::Linear::new(5, 6, 7);
-    assert_eq!(
-        Variant::choose(&g, odd, WeightFormat::F16),
-        Variant::F16Scalar
-    );
+    if g.info.device_type == wgpu::DeviceType::Cpu {
+        // CPU adapters read both operands from storage textures, at any shape.
+        assert_eq!(
+            (f32_pick, f16_pick),
+            (Variant::TextureF32, Variant::TextureF16)
+        );
+        assert_eq!(
+            Variant::choose(&g, odd, WeightFormat::F16),
+            Variant::TextureF16
+        );
+    } else {
+        assert_eq!(f16_pick.needs_shader_f16(), native, "{f16_pick:?}");
+        assert_eq!(
+            Variant::choose(&g, odd, WeightFormat::F16),
+            Variant::F16Scalar
+        );
+    }
     eprintln!("{}: f32 -> {f32_pick:?}, f16 -> {f16_pick:?}", g.info.name);
 }
 
@@ -178,14 +196,21 @@ fn record_picks_the_weights_format() {
 fn f16_weights_take_half_the_bytes() {
     let g = gpu();
     let w = random(5, 10 * 768, -1.0, 1.0);
-    let full = Weight::upload(&g, "w", &w, 10, 768, WeightFormat::F32).unwrap();
-    let half = Weight::upload(&g, "w", &w, 10, 768, WeightFormat::F16).unwrap();
+    let buf = WeightLayout::Buffer;
+    let full = Weight::upload_in(&g, "w", &w, (10, 768), WeightFormat::F32, buf).unwrap();
+    let half = Weight::upload_in(&g, "w", &w, (10, 768), WeightFormat::F16, buf).unwrap();
     assert_eq!(full.bytes(), 4 * 10 * 768);
     assert_eq!(half.bytes(), 2 * 10 * 768);
-    assert_eq!(half.buffer.size(), half.bytes() as u64);
+    assert_eq!(half.buffer().unwrap().size(), half.bytes() as u64);
     // Odd K: rows padded to a multiple of 4 halves.
-    let odd = Weight::upload(&g, "w", &w[..3 * 5], 3, 5, WeightFormat::F16).unwrap();
+    let odd = Weight::upload_in(&g, "w", &w[..3 * 5], (3, 5), WeightFormat::F16, buf).unwrap();
     assert_eq!(odd.bytes(), 2 * 3 * 8);
+    // Textures: rows padded to the 96-column tile, 8 bytes per f16 texel of 4.
+    let tex = WeightLayout::Texture;
+    let t32 = Weight::upload_in(&g, "w", &w, (10, 768), WeightFormat::F32, tex).unwrap();
+    let t16 = Weight::upload_in(&g, "w", &w, (10, 768), WeightFormat::F16, tex).unwrap();
+    assert_eq!(t32.bytes(), 96 * 192 * 16);
+    assert_eq!(t16.bytes(), 96 * 192 * 8);
 }
 
 #[test]
@@ -219,13 +244,64 @@ fn vec4_variants_refuse_odd_k() {
 }
 
 #[test]
-#[should_panic(expected = "reads F32 weights, got F16")]
+#[should_panic(expected = "reads F32 weights in a Buffer, got F16 in a Buffer")]
 fn variants_refuse_the_other_weight_format() {
     let g = gpu();
-    let w = Weight::upload(&g, "w", &[0.0; 16], 4, 4, WeightFormat::F16).unwrap();
+    let w = Weight::upload_in(
+        &g,
+        "w",
+        &[0.0; 16],
+        (4, 4),
+        WeightFormat::F16,
+        WeightLayout::Buffer,
+    )
+    .unwrap();
     let x = g.upload("x", &[0.0; 16]);
     let y = g.storage("y", 16);
     let shape = linear::Linear::new(4, 4, 4);
     let mut p = Program::new();
     linear::record_variant(&g, &mut p, shape, Variant::Vec4, &x, &w, None, None, &y);
+}
+
+/// The texture variants reading x from a matrix texture and storing y as one (how the encoder
+/// chains them), at sizes off every tile edge.
+#[test]
+fn texture_variants_chain_through_textures() {
+    let g = gpu();
+    for v in [Variant::TextureF32, Variant::TextureF16] {
+        for (m, n, k) in [(17, 97, 13), (33, 190, 48), (1, 5, 3)] {
+            let x = random(11, m * k, -1.0, 1.0);
+            let w = random(12, n * k, -0.5, 0.5);
+            let b = random(13, n, -0.5, 0.5);
+            let r = random(14, m * n, -1.0, 1.0);
+            let shape = linear::Linear {
+                gelu: true,
+                ..linear::Linear::new(m, n, k)
+            };
+            let wb = Weight::upload_in(&g, "w", &w, (n, k), v.format(), v.layout()).unwrap();
+            let xt = linear::texture_for(&g, "x", m, k).unwrap();
+            let yt = linear::texture_for(&g, "y", m, n).unwrap();
+            let xb = g.upload("x", &x);
+            let bb = g.upload("b", &b);
+            let rb = g.upload("r", &r);
+            let mut p = Program::new();
+            vit_hybrid::ops::to_texture::record(&g, &mut p, &xb, k, &xt);
+            let (i, o) = (Input::Texture(&xt), Output::Texture(&yt));
+            linear::record_io(&g, &mut p, shape, v, i, &wb, Some(&bb), Some(&rb), o);
+            p.run(&g).unwrap();
+            let got = yt.read(&g).unwrap();
+            let w_used = match v.format() {
+                WeightFormat::F32 => w,
+                WeightFormat::F16 => linear::round_f16(&w),
+            };
+            let want = linear::cpu(shape, &x, &w_used, Some(&b), Some(&r));
+            assert_close(
+                &format!("{v:?} {m}x{n}x{k} via textures"),
+                &got,
+                &want,
+                1e-5,
+                1e-4,
+            );
+        }
+    }
 }

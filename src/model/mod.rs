@@ -261,7 +261,8 @@ impl Model {
             "one image needs a {per_image}-byte buffer but adapter {} binds at most {limit} bytes",
             self.gpu.info.name
         );
-        Ok((limit / per_image).max(1) as usize)
+        let by_binding = (limit / per_image).max(1) as usize;
+        Ok(by_binding.min(self.vit.max_images_per_chunk(&self.gpu)))
     }
 
     fn plan(&self, batch: usize, capture: bool) -> Result<Arc<Mutex<Plan>>> {
@@ -280,7 +281,7 @@ impl Model {
         let gpu = &*self.gpu;
         let chunk_input = gpu.storage("pixels.chunk", chunk * self.image_len());
         let backbone_bufs = Backbone::alloc(gpu, &self.config, chunk);
-        let vit_bufs = self.vit.alloc(gpu, chunk);
+        let vit_bufs = self.vit.alloc(gpu, chunk)?;
         let mut program = Program::new();
         let mut captures = Vec::new();
         let mut tap = |p: &mut Program, t: Tap<'_>| {

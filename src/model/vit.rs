@@ -11,7 +11,9 @@ use crate::ops::Program;
 use crate::ops::attention::{self, Attention};
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::layer_norm::{self, LayerNorm};
-use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat};
+use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat, WeightLayout};
+use crate::ops::matrix_texture::{MatrixTexture, Place};
+use crate::ops::to_texture;
 use crate::ops::tokens::{self, Tokens};
 
 /// A linear layer's weight [out, in] (f32 or f16) and bias [out] (f32).
@@ -89,6 +91,16 @@ pub struct VitBuffers {
     pub mlp: wgpu::Buffer,        // [B, seq, intermediate]
     pub scratch: wgpu::Buffer,    // attention's
     pub logits: wgpu::Buffer,     // [B, labels]
+    /// The encoder linears' inputs as matrix textures, where their weights are textures.
+    pub textures: Option<EncoderTextures>,
+}
+
+/// Inputs of the texture-reading linears (CPU adapters): each is stored in this layout by the
+/// kernel before (layer_norm, the GELU linear) or copied once (attention's context).
+pub struct EncoderTextures {
+    pub normed: MatrixTexture,  // [B * seq, hidden]
+    pub context: MatrixTexture, // [B * seq, hidden]
+    pub mlp: MatrixTexture,     // [B * seq, intermediate]
 }
 
 fn stack_qkv(
@@ -149,7 +161,14 @@ impl Vit {
         let (proj_out, proj_in) = (pw.shape[0], pw.shape[1..].iter().product());
         Ok(Self {
             projection: Dense {
-                weight: Weight::upload(gpu, proj, &pw.data, proj_out, proj_in, WeightFormat::F32)?,
+                weight: Weight::upload_in(
+                    gpu,
+                    proj,
+                    &pw.data,
+                    (proj_out, proj_in),
+                    WeightFormat::F32,
+                    WeightLayout::Buffer,
+                )?,
                 bias: gpu.upload(proj, &w.get(&format!("{proj}.bias"))?.data),
                 out: hidden,
                 inp: pw.shape[1],
@@ -203,10 +222,39 @@ impl Vit {
         }
     }
 
-    pub fn alloc(&self, gpu: &Gpu, batch: usize) -> VitBuffers {
+    /// Whether every encoder linear reads its operands from textures (CPU adapters).
+    pub fn uses_textures(&self) -> bool {
+        self.layers.iter().all(|l| {
+            [&l.qkv, &l.attention_output, &l.intermediate, &l.output]
+                .iter()
+                .all(|d| d.weight.layout() == WeightLayout::Texture)
+        })
+    }
+
+    /// The most images one chunk may hold so that its tokens fit a matrix texture.
+    pub fn max_images_per_chunk(&self, gpu: &Gpu) -> usize {
+        if !self.uses_textures() {
+            return usize::MAX;
+        }
+        let max_rows = gpu.limits().max_texture_dimension_2d as usize / linear::TEXTURE_ROWS
+            * linear::TEXTURE_ROWS;
+        (max_rows / self.seq.max(1)).max(1)
+    }
+
+    pub fn alloc(&self, gpu: &Gpu, batch: usize) -> Result<VitBuffers> {
         let tokens = batch * self.seq;
         let patches = self.grid.0 * self.grid.1;
-        VitBuffers {
+        let textures = if self.uses_textures() {
+            let t = |name: &str, cols| linear::texture_for(gpu, name, tokens, cols);
+            Some(EncoderTextures {
+                normed: t("normed.texture", self.hidden)?,
+                context: t("context.texture", self.hidden)?,
+                mlp: t("mlp.texture", self.intermediate)?,
+            })
+        } else {
+            None
+        };
+        Ok(VitBuffers {
             projection: gpu.storage("projection", batch * self.hidden * patches),
             x: gpu.storage("x", tokens * self.hidden),
             h: gpu.storage("h", tokens * self.hidden),
@@ -219,7 +267,8 @@ impl Vit {
                 self.attention_shape(batch).scratch_len(),
             ),
             logits: gpu.storage("logits", batch * self.classifier.out),
-        }
+            textures,
+        })
     }
 
     /// Largest f32 count of any one buffer per image (to split batches under binding limits).
@@ -258,7 +307,10 @@ impl Vit {
             p,
             conv,
             features,
-            &self.projection.weight.buffer,
+            self.projection
+                .weight
+                .buffer()
+                .expect("the projection is uploaded as a buffer"),
             Some(&self.projection.bias),
             &bufs.projection,
         );
@@ -283,27 +335,21 @@ impl Vit {
             dim: d,
             eps: self.eps,
         };
+        let tex = bufs.textures.as_ref();
+        // Where each linear's input lives: the textures on CPU adapters, else the buffers.
+        let normed = tex.map_or(Place::Buffer(&bufs.normed), |t| Place::Texture(&t.normed));
+        let context = tex.map_or(Place::Buffer(&bufs.context), |t| Place::Texture(&t.context));
+        let mlp = tex.map_or(Place::Buffer(&bufs.mlp), |t| Place::Texture(&t.mlp));
+        let dense = |p: &mut Program, shape: Linear, x, d: &Dense, res, y| {
+            let v = Variant::for_layout(gpu, shape, d.weight.format, d.weight.layout());
+            linear::record_io(gpu, p, shape, v, x, &d.weight, Some(&d.bias), res, y);
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             p.set_scope(format!("encoder.layer.{i}.attention"));
-            layer_norm::record(
-                gpu,
-                p,
-                ln,
-                &bufs.x,
-                &layer.layernorm_before.weight,
-                &layer.layernorm_before.bias,
-                &bufs.normed,
-            );
-            linear::record(
-                gpu,
-                p,
-                Linear::new(rows, 3 * d, d),
-                &bufs.normed,
-                &layer.qkv.weight,
-                Some(&layer.qkv.bias),
-                None,
-                &bufs.qkv,
-            );
+            let before = &layer.layernorm_before;
+            layer_norm::record(gpu, p, ln, &bufs.x, &before.weight, &before.bias, normed);
+            let qkv = Linear::new(rows, 3 * d, d);
+            dense(p, qkv, normed, &layer.qkv, None, Place::Buffer(&bufs.qkv));
             attention::record(
                 gpu,
                 p,
@@ -312,52 +358,30 @@ impl Vit {
                 &bufs.scratch,
                 &bufs.context,
             );
+            if let Some(t) = tex {
+                to_texture::record(gpu, p, &bufs.context, d, &t.context);
+            }
+            let out = Linear::new(rows, d, d);
             let o = &layer.attention_output;
-            linear::record(
-                gpu,
-                p,
-                Linear::new(rows, d, d),
-                &bufs.context,
-                &o.weight,
-                Some(&o.bias),
-                Some(&bufs.x),
-                &bufs.h,
-            );
+            dense(p, out, context, o, Some(&bufs.x), Place::Buffer(&bufs.h));
 
             p.set_scope(format!("encoder.layer.{i}.mlp"));
-            layer_norm::record(
-                gpu,
-                p,
-                ln,
-                &bufs.h,
-                &layer.layernorm_after.weight,
-                &layer.layernorm_after.bias,
-                &bufs.normed,
-            );
+            let after = &layer.layernorm_after;
+            layer_norm::record(gpu, p, ln, &bufs.h, &after.weight, &after.bias, normed);
             let (up, down) = (&layer.intermediate, &layer.output);
             let up_shape = Linear {
                 gelu: true,
                 ..Linear::new(rows, up.out, d)
             };
-            linear::record(
-                gpu,
+            dense(p, up_shape, normed, up, None, mlp);
+            let down_shape = Linear::new(rows, d, up.out);
+            dense(
                 p,
-                up_shape,
-                &bufs.normed,
-                &up.weight,
-                Some(&up.bias),
-                None,
-                &bufs.mlp,
-            );
-            linear::record(
-                gpu,
-                p,
-                Linear::new(rows, d, up.out),
-                &bufs.mlp,
-                &down.weight,
-                Some(&down.bias),
+                down_shape,
+                mlp,
+                down,
                 Some(&bufs.h),
-                &bufs.x,
+                Place::Buffer(&bufs.x),
             );
             tap(p, stream(format!("layers.{i}"), &bufs.x));
         }
@@ -370,7 +394,7 @@ impl Vit {
             &bufs.x,
             &self.layernorm.weight,
             &self.layernorm.bias,
-            &bufs.normed,
+            Place::Buffer(&bufs.normed),
         );
         tap(p, stream("layernorm".into(), &bufs.normed));
         // The classifier reads only the CLS token: row b*seq of the normed stream.

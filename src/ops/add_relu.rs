@@ -1,7 +1,7 @@
 //! `add_relu`: acc = max(acc + other, 0) in place, the bottleneck's ReLU(main + shortcut).
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("add_relu");
 
@@ -29,7 +29,7 @@ pub fn record(
             kernel: &KERNEL,
             entry: "main",
             params: AddReluParams { n: n as u32 },
-            buffers: &[acc, other],
+            bindings: &[Bind::from(acc), Bind::from(other)],
             workgroups: grid_1d(n.div_ceil(WG)),
             flops: 2.0 * n as f64,
             bytes: 12.0 * n as f64,

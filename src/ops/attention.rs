@@ -6,7 +6,7 @@
 //! points (see [`Variant`]).
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("attention");
 
@@ -190,7 +190,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry: scores_entry,
             params,
-            buffers: &[scratch, qkv],
+            bindings: &[Bind::from(scratch), Bind::from(qkv)],
             workgroups: grid_1d(scores_groups),
             flops: 2.0 * scores * d,
             bytes: 4.0 * (2.0 * bh * n * d + scores),
@@ -202,7 +202,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry: softmax_entry,
             params,
-            buffers: &[scratch],
+            bindings: &[Bind::from(scratch)],
             workgroups: grid_1d(softmax_groups),
             flops: 4.0 * scores,
             // Tiled reads a row three times and writes it twice, Cpu reads it twice.
@@ -215,7 +215,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry: context_entry,
             params,
-            buffers: &[scratch, qkv, out],
+            bindings: &[Bind::from(scratch), Bind::from(qkv), Bind::from(out)],
             workgroups: grid_1d(context_groups),
             flops: 2.0 * scores * d,
             bytes: 4.0 * (scores + 2.0 * bh * n * d),

@@ -7,7 +7,7 @@
 //! and the adapter.
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("conv2d");
 
@@ -340,7 +340,12 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry: variant.entry(),
             params,
-            buffers: &[x, w, bias.unwrap_or(w), y],
+            bindings: &[
+                Bind::from(x),
+                Bind::from(w),
+                Bind::from(bias.unwrap_or(w)),
+                Bind::from(y),
+            ],
             workgroups: [gx, gy, u(shape.cout.div_ceil(variant.block.rows()))],
             flops: 2.0 * shape.macs() as f64,
             bytes: 4.0 * (shape.in_len() + shape.weight_len() + shape.out_len()) as f64,

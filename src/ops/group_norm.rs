@@ -1,7 +1,7 @@
 //! `group_norm`: BiT's GroupNorm (optionally followed by ReLU), normalising a tensor in place.
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("group_norm");
 
@@ -68,7 +68,7 @@ pub fn record(
             kernel: &KERNEL,
             entry: "main",
             params,
-            buffers: &[x, gamma, beta],
+            bindings: &[Bind::from(x), Bind::from(gamma), Bind::from(beta)],
             // One workgroup per (image, group).
             workgroups: grid_1d(shape.batch * shape.groups),
             // About 9 operations per element over the three passes.

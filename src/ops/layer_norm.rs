@@ -1,7 +1,8 @@
 //! `layer_norm`: LayerNorm over the last dimension, out of place (the encoder's norms).
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::matrix_texture::Place;
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("layer_norm");
 
@@ -25,7 +26,31 @@ pub struct LayerNorm {
     pub eps: f32,
 }
 
-/// Records `y = LayerNorm(x) * gamma + beta`, row by row.
+/// How the norm is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// A workgroup of 128 per row, tree reductions (GPUs; any dim).
+    Workgroup,
+    /// One row per invocation, vec4 loads, no barriers (CPU adapters; dim a multiple of 4).
+    Rows,
+}
+
+impl Variant {
+    pub fn choose(gpu: &Gpu, shape: LayerNorm) -> Self {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu && Self::Rows.fits(shape) {
+            Variant::Rows
+        } else {
+            Variant::Workgroup
+        }
+    }
+
+    pub fn fits(self, shape: LayerNorm) -> bool {
+        self == Variant::Workgroup || (shape.dim > 0 && shape.dim.is_multiple_of(4))
+    }
+}
+
+/// Records `y = LayerNorm(x) * gamma + beta`, row by row, into a buffer or a matrix texture.
+#[allow(clippy::too_many_arguments)]
 pub fn record(
     gpu: &Gpu,
     program: &mut Program,
@@ -33,23 +58,87 @@ pub fn record(
     x: &wgpu::Buffer,     // [rows, dim]
     gamma: &wgpu::Buffer, // [dim]
     beta: &wgpu::Buffer,  // [dim]
-    y: &wgpu::Buffer,     // [rows, dim]
+    y: Place<'_>,         // [rows, dim]
 ) {
+    record_variant(
+        gpu,
+        program,
+        shape,
+        Variant::choose(gpu, shape),
+        x,
+        gamma,
+        beta,
+        y,
+    );
+}
+
+/// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_variant(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: LayerNorm,
+    variant: Variant,
+    x: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    beta: &wgpu::Buffer,
+    y: Place<'_>,
+) {
+    assert!(
+        variant.fits(shape),
+        "layer_norm: {variant:?} cannot take {shape:?}"
+    );
     let params = LayerNormParams {
         rows: shape.rows as u32,
         dim: shape.dim as u32,
         eps: shape.eps,
     };
     let n = (shape.rows * shape.dim) as f64;
+    let (entry, workgroups, out) = match (variant, y) {
+        (Variant::Workgroup, Place::Buffer(b)) => ("main", grid_1d(shape.rows), Bind::from(b)),
+        (Variant::Workgroup, Place::Texture(t)) => {
+            // The GPU kernel writes buffers; a texture output goes through one copy.
+            let tmp = gpu.storage("layer_norm.out", shape.rows * shape.dim);
+            record_variant(
+                gpu,
+                program,
+                shape,
+                variant,
+                x,
+                gamma,
+                beta,
+                Place::Buffer(&tmp),
+            );
+            to_texture::record(gpu, program, &tmp, shape.dim, t);
+            return;
+        }
+        (Variant::Rows, Place::Buffer(b)) => (
+            "main_rows_to_buffer",
+            grid_1d(shape.rows.div_ceil(64)),
+            Bind::from(b),
+        ),
+        (Variant::Rows, Place::Texture(t)) => {
+            assert!(
+                t.cols == shape.dim && t.height >= shape.rows,
+                "layer_norm: texture [{}, {}] cannot hold {shape:?}",
+                t.height,
+                t.cols
+            );
+            (
+                "main_rows_to_texture",
+                grid_1d(shape.rows.div_ceil(64)),
+                Bind::from(&t.view),
+            )
+        }
+    };
     program.push(
         gpu,
         Call {
             kernel: &KERNEL,
-            entry: "main",
+            entry,
             params,
-            buffers: &[x, gamma, beta, y],
-            // One workgroup per row.
-            workgroups: grid_1d(shape.rows),
+            bindings: &[Bind::from(x), Bind::from(gamma), Bind::from(beta), out],
+            workgroups,
             // About 8 operations per element over the three passes.
             flops: 8.0 * n,
             // x read three times (mostly from cache), y written once.

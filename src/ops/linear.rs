@@ -1,10 +1,11 @@
 //! `linear`: y = act(x W^T + b) + residual, the encoder's and the head's matrix multiply.
 //! Weights are f32 or f16 ([`WeightFormat`]); x, the sums, bias, residual and y are always f32.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, gelu, kernel};
+use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
+use crate::ops::{Bind, Call, Kernel, Program, gelu, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("linear");
 
@@ -14,8 +15,8 @@ pub const KERNEL: Kernel = kernel!("linear");
 pub const KERNEL_F16: Kernel = Kernel {
     name: "linear_f16",
     source: concat!(
-        include_str!("../../shaders/linear.wgsl"),
-        include_str!("../../shaders/linear_f16.wgsl")
+        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear.wgsl")),
+        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear_f16.wgsl"))
     ),
 };
 
@@ -26,13 +27,17 @@ pub const KERNEL_F16_NATIVE: Kernel = Kernel {
     name: "linear_f16_native",
     source: concat!(
         "enable f16;\n",
-        include_str!("../../shaders/linear.wgsl"),
-        include_str!("../../shaders/linear_f16_native.wgsl")
+        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear.wgsl")),
+        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear_f16_native.wgsl"))
     ),
 };
 
-/// Output rows and columns per workgroup, in every variant.
+/// Output rows and columns per workgroup of the buffer variants.
 const TILE: usize = 128;
+/// Output rows and columns per workgroup of the texture variants (16 rows x 3 quads x 8 lanes);
+/// their x and w textures are padded to these many rows.
+pub const TEXTURE_ROWS: usize = 16;
+pub const TEXTURE_COLS: usize = 96;
 const FLAG_BIAS: u32 = 1;
 const FLAG_GELU: u32 = 2;
 const FLAG_RESIDUAL: u32 = 4;
@@ -95,10 +100,38 @@ impl WeightFormat {
     }
 }
 
-/// A linear's weight matrix [n, k] on the GPU, in the format the shader will read it in.
+/// Where a weight matrix lives: a storage buffer (GPUs) or a matrix texture (CPU adapters,
+/// see [`matrix_texture`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    Buffer,
+    Texture,
+}
+
+impl WeightLayout {
+    /// Textures on CPU adapters wherever an [n, k] matrix fits the texture limits.
+    pub fn for_adapter(gpu: &Gpu, n: usize, k: usize) -> Self {
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        if cpu && k > 0 && matrix_texture::fits(gpu, n.next_multiple_of(TEXTURE_COLS), k) {
+            WeightLayout::Texture
+        } else {
+            WeightLayout::Buffer
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum WeightStore {
+    /// [`WeightFormat`]'s buffer layout.
+    Buffer(wgpu::Buffer),
+    /// [n, k] with rows padded to [`TEXTURE_COLS`], f32 or f16 texels.
+    Texture(MatrixTexture),
+}
+
+/// A linear's weight matrix [n, k] on the GPU, in the layout and format the shader reads.
 #[derive(Clone, Debug)]
 pub struct Weight {
-    pub buffer: wgpu::Buffer,
+    pub store: WeightStore,
     pub format: WeightFormat,
     /// Output features (rows).
     pub n: usize,
@@ -107,8 +140,8 @@ pub struct Weight {
 }
 
 impl Weight {
-    /// Uploads PyTorch's [n, k] f32 matrix in `format`. For f16, a finite value past f16's
-    /// range (|w| > 65504) is an error rather than a silent infinity.
+    /// Uploads PyTorch's [n, k] f32 matrix in `format`, in the layout this adapter's kernels
+    /// read ([`WeightLayout::for_adapter`]).
     pub fn upload(
         gpu: &Gpu,
         label: &str,
@@ -117,12 +150,61 @@ impl Weight {
         k: usize,
         format: WeightFormat,
     ) -> Result<Self> {
+        let layout = WeightLayout::for_adapter(gpu, n, k);
+        Self::upload_in(gpu, label, data, (n, k), format, layout)
+    }
+
+    /// [`Weight::upload`] in a given layout. For f16, a finite value past f16's range
+    /// (|w| > 65504) is an error rather than a silent infinity.
+    pub fn upload_in(
+        gpu: &Gpu,
+        label: &str,
+        data: &[f32],
+        (n, k): (usize, usize),
+        format: WeightFormat,
+        layout: WeightLayout,
+    ) -> Result<Self> {
         if data.len() != n * k {
             bail!(
                 "linear weight {label}: expected [{n}, {k}] = {} values, got {}",
                 n * k,
                 data.len()
             );
+        }
+        let too_big = (format == WeightFormat::F16)
+            .then(|| {
+                data.iter()
+                    .enumerate()
+                    .find(|(_, v)| v.is_finite() && v.abs() > half::f16::MAX.to_f32())
+            })
+            .flatten();
+        if let (WeightFormat::F16, Some((i, v))) = (format, too_big) {
+            bail!(
+                "linear weight {label}: value {v} at index {i} is outside f16's range \
+                 (|w| <= 65504); load it as f32"
+            );
+        }
+        if layout == WeightLayout::Texture {
+            let texel = match format {
+                WeightFormat::F32 => TexelFormat::F32,
+                WeightFormat::F16 => TexelFormat::F16,
+            };
+            // W^T [k, n]: texel (c, k) holds W[4c..4c+4, k]; columns padded to the tile.
+            let np = n.next_multiple_of(TEXTURE_COLS);
+            let mut wt = vec![0.0f32; k * np];
+            for (j, row) in data.chunks_exact(k.max(1)).enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    wt[i * np + j] = v;
+                }
+            }
+            let t = MatrixTexture::upload(gpu, label, &wt, (k, np), k.next_multiple_of(4), texel)
+                .with_context(|| format!("linear weight {label}"))?;
+            return Ok(Self {
+                store: WeightStore::Texture(t),
+                format,
+                n,
+                k,
+            });
         }
         let buffer = match format {
             WeightFormat::F32 => gpu.upload(label, data),
@@ -132,16 +214,6 @@ impl Weight {
                         "linear weight {label}: f16 weights need unpack2x16float, which wgpu \
                          withholds on {} without SHADER_F16; load them as f32",
                         gpu.info.name
-                    );
-                }
-                if let Some((i, v)) = data
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| v.is_finite() && v.abs() > half::f16::MAX.to_f32())
-                {
-                    bail!(
-                        "linear weight {label}: value {v} at index {i} is outside f16's range \
-                         (|w| <= 65504); load it as f32"
                     );
                 }
                 use wgpu::util::DeviceExt;
@@ -159,16 +231,34 @@ impl Weight {
             }
         };
         Ok(Self {
-            buffer,
+            store: WeightStore::Buffer(buffer),
             format,
             n,
             k,
         })
     }
 
+    /// The buffer of a [`WeightLayout::Buffer`] weight.
+    pub fn buffer(&self) -> Option<&wgpu::Buffer> {
+        match &self.store {
+            WeightStore::Buffer(b) => Some(b),
+            WeightStore::Texture(_) => None,
+        }
+    }
+
+    pub fn layout(&self) -> WeightLayout {
+        match self.store {
+            WeightStore::Buffer(_) => WeightLayout::Buffer,
+            WeightStore::Texture(_) => WeightLayout::Texture,
+        }
+    }
+
     /// Bytes the matrix takes on the GPU (padding included, the empty-matrix minimum not).
     pub fn bytes(&self) -> usize {
-        self.format.bytes(self.n, self.k)
+        match &self.store {
+            WeightStore::Buffer(_) => self.format.bytes(self.n, self.k),
+            WeightStore::Texture(t) => t.bytes(),
+        }
     }
 }
 
@@ -229,10 +319,15 @@ pub enum Variant {
     F16NativeVec4,
     /// `F16Vec4Cpu` reading the weights as vec4<f16> (needs `SHADER_F16`).
     F16NativeVec4Cpu,
+    /// CPU adapters: x and f32 weights in read-only storage textures, 16x12 outputs per lane
+    /// (see shaders/linear.wgsl).
+    TextureF32,
+    /// `TextureF32` with the weights in an rgba16float texture (half the bytes per load).
+    TextureF16,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 10] = [
         Variant::Scalar,
         Variant::Vec4,
         Variant::Vec4Cpu,
@@ -241,12 +336,34 @@ impl Variant {
         Variant::F16Vec4Cpu,
         Variant::F16NativeVec4,
         Variant::F16NativeVec4Cpu,
+        Variant::TextureF32,
+        Variant::TextureF16,
     ];
 
     /// The fastest variant that is correct for `shape` and weights in `format` on this adapter:
     /// vec4 loads where the shape allows, big blocks on CPU adapters, native f16 loads where the
     /// device has `SHADER_F16`.
     pub fn choose(gpu: &Gpu, shape: Linear, format: WeightFormat) -> Self {
+        let layout = WeightLayout::for_adapter(gpu, shape.n, shape.k);
+        if layout == WeightLayout::Texture && texture_rows_fit(gpu, shape.m) {
+            return Self::for_layout(gpu, shape, format, layout);
+        }
+        Self::for_layout(gpu, shape, format, WeightLayout::Buffer)
+    }
+
+    /// The fastest variant reading weights stored in `layout`.
+    pub fn for_layout(
+        gpu: &Gpu,
+        shape: Linear,
+        format: WeightFormat,
+        layout: WeightLayout,
+    ) -> Self {
+        if layout == WeightLayout::Texture {
+            return match format {
+                WeightFormat::F32 => Variant::TextureF32,
+                WeightFormat::F16 => Variant::TextureF16,
+            };
+        }
         let vec4 = vec4_loads_fit(shape);
         let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
         let native = gpu.device.features().contains(wgpu::Features::SHADER_F16);
@@ -265,8 +382,18 @@ impl Variant {
     /// The weight format this variant reads.
     pub fn format(self) -> WeightFormat {
         match self {
-            Variant::Scalar | Variant::Vec4 | Variant::Vec4Cpu => WeightFormat::F32,
+            Variant::Scalar | Variant::Vec4 | Variant::Vec4Cpu | Variant::TextureF32 => {
+                WeightFormat::F32
+            }
             _ => WeightFormat::F16,
+        }
+    }
+
+    /// Where this variant reads its weights.
+    pub fn layout(self) -> WeightLayout {
+        match self {
+            Variant::TextureF32 | Variant::TextureF16 => WeightLayout::Texture,
+            _ => WeightLayout::Buffer,
         }
     }
 
@@ -276,10 +403,16 @@ impl Variant {
     }
 
     fn needs_vec4_loads(self) -> bool {
-        !matches!(self, Variant::Scalar | Variant::F16Scalar)
+        !matches!(
+            self,
+            Variant::Scalar | Variant::F16Scalar | Variant::TextureF32 | Variant::TextureF16
+        )
     }
 
     pub fn kernel(self) -> &'static Kernel {
+        if self.layout() == WeightLayout::Texture {
+            return &KERNEL;
+        }
         match (self.format(), self.needs_shader_f16()) {
             (WeightFormat::F32, _) => &KERNEL,
             (WeightFormat::F16, false) => &KERNEL_F16,
@@ -297,6 +430,17 @@ impl Variant {
             Variant::F16Vec4Cpu => "main_f16_vec4_cpu",
             Variant::F16NativeVec4 => "main_f16_native_vec4",
             Variant::F16NativeVec4Cpu => "main_f16_native_vec4_cpu",
+            Variant::TextureF32 => "main_texture_f32_to_buffer",
+            Variant::TextureF16 => "main_texture_f16_to_buffer",
+        }
+    }
+
+    /// The entry point storing y as a matrix texture (texture variants only).
+    fn entry_to_texture(self) -> &'static str {
+        match self {
+            Variant::TextureF32 => "main_texture_f32_to_texture",
+            Variant::TextureF16 => "main_texture_f16_to_texture",
+            _ => panic!("linear: {self:?} cannot store its output as a texture"),
         }
     }
 
@@ -315,6 +459,10 @@ impl Variant {
             Variant::F16NativeVec4Cpu => {
                 "f16 weights (SHADER_F16 vec4<f16>), vec4 loads, 16x16 blocks for CPU adapters"
             }
+            Variant::TextureF32 => "f32 weights, operands in storage textures for CPU adapters",
+            Variant::TextureF16 => {
+                "f16 weights (rgba16float), operands in storage textures for CPU adapters"
+            }
         }
     }
 }
@@ -324,6 +472,30 @@ impl Variant {
 fn vec4_loads_fit(shape: Linear) -> bool {
     shape.k > 0 && shape.k.is_multiple_of(4) && shape.x_row_stride.is_multiple_of(4)
 }
+
+/// Whether `m` rows of x fit a matrix texture (rows padded to [`TEXTURE_ROWS`]).
+pub fn texture_rows_fit(gpu: &Gpu, m: usize) -> bool {
+    matrix_texture::fits(gpu, m.next_multiple_of(TEXTURE_ROWS), 4)
+}
+
+/// A matrix texture for `m` rows of `cols` values as the texture variants read and write it.
+pub fn texture_for(gpu: &Gpu, label: &str, m: usize, cols: usize) -> Result<MatrixTexture> {
+    MatrixTexture::new(
+        gpu,
+        label,
+        m,
+        cols,
+        m.next_multiple_of(TEXTURE_ROWS),
+        TexelFormat::F32,
+    )
+}
+
+/// The input x of a linear: [m, x_row_stride] in a buffer, or an [m, k] matrix texture
+/// (rows padded to [`TEXTURE_ROWS`]) that the texture variants read directly.
+pub type Input<'a> = Place<'a>;
+
+/// The output y [m, n]: a buffer, or (texture variants) a matrix texture for the next product.
+pub type Output<'a> = Place<'a>;
 
 /// Records `y = act(x W^T + bias) (+ residual)`. `bias`/`residual` may be `None`; a placeholder
 /// buffer (any buffer not written here) fills the binding then.
@@ -338,8 +510,18 @@ pub fn record(
     residual: Option<&wgpu::Buffer>, // [m, n]
     y: &wgpu::Buffer,                // [m, n]
 ) {
-    let variant = Variant::choose(gpu, shape, w.format);
-    record_variant(gpu, program, shape, variant, x, w, bias, residual, y);
+    let variant = Variant::for_layout(gpu, shape, w.format, w.layout());
+    record_io(
+        gpu,
+        program,
+        shape,
+        variant,
+        Input::Buffer(x),
+        w,
+        bias,
+        residual,
+        Output::Buffer(y),
+    );
 }
 
 /// [`record`] with the entry point chosen by the caller (tests run every variant on any
@@ -356,6 +538,34 @@ pub fn record_variant(
     residual: Option<&wgpu::Buffer>, // [m, n]
     y: &wgpu::Buffer,                // [m, n]
 ) {
+    record_io(
+        gpu,
+        program,
+        shape,
+        variant,
+        Input::Buffer(x),
+        w,
+        bias,
+        residual,
+        Output::Buffer(y),
+    );
+}
+
+/// The general form: x and y in buffers or matrix textures. A texture variant given a buffer
+/// x first copies it into a texture of its own (one `to_texture` pass). Panics if `variant`
+/// cannot handle `shape`, `w`, the device, or the input and output kinds.
+#[allow(clippy::too_many_arguments)]
+pub fn record_io(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Linear,
+    variant: Variant,
+    x: Input<'_>,
+    w: &Weight,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+    y: Output<'_>,
+) {
     assert!(
         !variant.needs_vec4_loads() || vec4_loads_fit(shape),
         "linear: {variant:?} needs k > 0 and k, x_row_stride multiples of 4, got {shape:?}"
@@ -369,11 +579,13 @@ pub fn record_variant(
         shape.k
     );
     assert_eq!(
+        (variant.format(), variant.layout()),
+        (w.format, w.layout()),
+        "linear: {variant:?} reads {:?} weights in a {:?}, got {:?} in a {:?}",
         variant.format(),
+        variant.layout(),
         w.format,
-        "linear: {variant:?} reads {:?} weights, got {:?}",
-        variant.format(),
-        w.format
+        w.layout()
     );
     assert!(
         !variant.needs_shader_f16() || gpu.device.features().contains(wgpu::Features::SHADER_F16),
@@ -398,25 +610,105 @@ pub fn record_variant(
         flags,
     };
     let (m, n, k) = (shape.m as f64, shape.n as f64, shape.k as f64);
-    let wb = &w.buffer;
-    program.push(
-        gpu,
-        Call {
-            kernel: variant.kernel(),
-            entry: variant.entry(),
-            params,
-            buffers: &[x, wb, bias.unwrap_or(wb), residual.unwrap_or(wb), y],
-            // 65535 tiles per dimension would take over 8 million rows or columns.
-            workgroups: [
-                shape.n.div_ceil(TILE) as u32,
-                shape.m.div_ceil(TILE) as u32,
-                1,
-            ],
-            flops: 2.0 * m * n * k,
-            bytes: 4.0 * (m * k + m * n * if residual.is_some() { 2.0 } else { 1.0 })
-                + w.bytes() as f64,
-        },
-    );
+    let flops = 2.0 * m * n * k;
+    let bytes =
+        4.0 * (m * k + m * n * if residual.is_some() { 2.0 } else { 1.0 }) + w.bytes() as f64;
+    match &w.store {
+        WeightStore::Buffer(wb) => {
+            let (Input::Buffer(x), Output::Buffer(y)) = (x, y) else {
+                panic!("linear: {variant:?} reads and writes buffers, not textures");
+            };
+            program.push(
+                gpu,
+                Call {
+                    kernel: variant.kernel(),
+                    entry: variant.entry(),
+                    params,
+                    bindings: &[
+                        Bind::from(x),
+                        Bind::from(wb),
+                        Bind::from(bias.unwrap_or(wb)),
+                        Bind::from(residual.unwrap_or(wb)),
+                        Bind::from(y),
+                    ],
+                    // 65535 tiles per dimension would take over 8 million rows or columns.
+                    workgroups: [
+                        shape.n.div_ceil(TILE) as u32,
+                        shape.m.div_ceil(TILE) as u32,
+                        1,
+                    ],
+                    flops,
+                    bytes,
+                },
+            );
+        }
+        WeightStore::Texture(wt) => {
+            let packed;
+            let xt = match x {
+                Input::Texture(t) => t,
+                Input::Buffer(b) => {
+                    packed = texture_for(gpu, "linear.x", shape.m, shape.k)
+                        .expect("linear: x rows past the texture limit (see texture_rows_fit)");
+                    to_texture::record(gpu, program, b, shape.x_row_stride, &packed);
+                    &packed
+                }
+            };
+            assert!(
+                xt.cols == shape.k
+                    && xt.rows >= shape.m
+                    && xt.height >= shape.m.next_multiple_of(TEXTURE_ROWS),
+                "linear: x texture [{}, {}] (height {}) does not hold {shape:?}",
+                xt.rows,
+                xt.cols,
+                xt.height
+            );
+            // Any buffer not written here stands in for a missing bias or residual.
+            let placeholder = bias.or(residual);
+            let spare;
+            let placeholder = match placeholder {
+                Some(b) => b,
+                None => {
+                    spare = gpu.storage("linear.placeholder", 1);
+                    &spare
+                }
+            };
+            let (entry, out) = match y {
+                Output::Buffer(b) => (variant.entry(), Bind::from(b)),
+                Output::Texture(t) => {
+                    assert!(
+                        t.cols == shape.n && t.height >= shape.m.next_multiple_of(TEXTURE_ROWS),
+                        "linear: y texture [{}, {}] (height {}) does not hold {shape:?}",
+                        t.rows,
+                        t.cols,
+                        t.height
+                    );
+                    (variant.entry_to_texture(), Bind::from(&t.view))
+                }
+            };
+            program.push(
+                gpu,
+                Call {
+                    kernel: variant.kernel(),
+                    entry,
+                    params,
+                    bindings: &[
+                        Bind::from(&xt.view),
+                        Bind::from(&wt.view),
+                        Bind::from(bias.unwrap_or(placeholder)),
+                        Bind::from(residual.unwrap_or(placeholder)),
+                        out,
+                    ],
+                    workgroups: [
+                        shape.n.div_ceil(TEXTURE_COLS) as u32,
+                        shape.m.div_ceil(TEXTURE_ROWS) as u32,
+                        1,
+                    ],
+                    flops,
+                    bytes,
+                },
+            );
+        }
+    }
 }
 
 /// CPU reference, accumulating in f64.

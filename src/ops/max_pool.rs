@@ -3,7 +3,7 @@
 
 use crate::gpu::Gpu;
 use crate::ops::conv2d::same_1d;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("max_pool");
 
@@ -106,7 +106,7 @@ pub fn record(
             kernel: &KERNEL,
             entry: "main",
             params,
-            buffers: &[x, y],
+            bindings: &[Bind::from(x), Bind::from(y)],
             workgroups: grid_1d(n.div_ceil(WORKGROUP)),
             flops: (n * shape.k * shape.k) as f64,
             bytes: 4.0 * (shape.in_len() + n) as f64,

@@ -1,8 +1,8 @@
 //! Every GPU op: its shader, the `#[repr(C)]` params struct mirrored by the shader's uniform,
 //! a function that records its dispatch into a [`Program`], and a plain-Rust CPU reference.
 //!
-//! Shaders get their sizes from a uniform at binding 0; their storage buffers follow at
-//! bindings 1.. in the order the record function passes them. Bind-group layouts are read from
+//! Shaders get their sizes from a uniform at binding 0; their storage buffers and textures
+//! follow at bindings 1.. in the order the record function passes them. Bind-group layouts are read from
 //! the shader (`layout: None`), so the binding facts are written once, in WGSL.
 
 use std::sync::Arc;
@@ -15,7 +15,9 @@ pub mod conv2d;
 pub mod group_norm;
 pub mod layer_norm;
 pub mod linear;
+pub mod matrix_texture;
 pub mod max_pool;
+pub mod to_texture;
 pub mod tokens;
 
 /// One WGSL source file; its name is the pipeline label and the cache key.
@@ -29,7 +31,8 @@ macro_rules! kernel {
     ($name:literal) => {
         $crate::ops::Kernel {
             name: $name,
-            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            // Expanded from shaders/<name>.wgsl by build.rs (src/shader_template.rs).
+            source: include_str!(concat!(env!("OUT_DIR"), "/shaders/", $name, ".wgsl")),
         }
     };
 }
@@ -46,6 +49,7 @@ pub const ALL_KERNELS: &[Kernel] = &[
     linear::KERNEL_F16,
     linear::KERNEL_F16_NATIVE,
     max_pool::KERNEL,
+    to_texture::KERNEL,
     tokens::KERNEL,
 ];
 
@@ -83,12 +87,32 @@ pub struct BufferCopy {
     pub bytes: u64,
 }
 
+/// One resource bound after the params uniform: a storage buffer or a storage texture.
+#[derive(Clone, Copy)]
+pub enum Bind<'a> {
+    Buffer(&'a wgpu::Buffer),
+    Texture(&'a wgpu::TextureView),
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Bind<'a> {
+    fn from(b: &'a wgpu::Buffer) -> Self {
+        Bind::Buffer(b)
+    }
+}
+
+impl<'a> From<&'a wgpu::TextureView> for Bind<'a> {
+    fn from(t: &'a wgpu::TextureView) -> Self {
+        Bind::Texture(t)
+    }
+}
+
 /// What a record function hands to [`Program::push`].
 pub struct Call<'a, P: bytemuck::Pod> {
     pub kernel: &'static Kernel,
     pub entry: &'static str,
     pub params: P,
-    pub buffers: &'a [&'a wgpu::Buffer],
+    /// Bound at 1, 2, ... in this order.
+    pub bindings: &'a [Bind<'a>],
     pub workgroups: [u32; 3],
     pub flops: f64,
     pub bytes: f64,
@@ -121,10 +145,13 @@ impl Program {
             binding: 0,
             resource: params.as_entire_binding(),
         }];
-        for (i, b) in call.buffers.iter().enumerate() {
+        for (i, b) in call.bindings.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
+                resource: match *b {
+                    Bind::Buffer(b) => b.as_entire_binding(),
+                    Bind::Texture(t) => wgpu::BindingResource::TextureView(t),
+                },
             });
         }
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

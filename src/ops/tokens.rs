@@ -2,7 +2,7 @@
 //! projection's channel-first output.
 
 use crate::gpu::Gpu;
-use crate::ops::{Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("tokens");
 
@@ -56,7 +56,12 @@ pub fn record(
             kernel: &KERNEL,
             entry: "main",
             params,
-            buffers: &[proj, cls, pos, out],
+            bindings: &[
+                Bind::from(proj),
+                Bind::from(cls),
+                Bind::from(pos),
+                Bind::from(out),
+            ],
             workgroups: grid_1d(tiles),
             flops: n,
             // proj/cls and pos read, out written.

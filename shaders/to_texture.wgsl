@@ -1,0 +1,38 @@
+// to_texture: a row-major matrix in a storage buffer into a matrix texture (the operand layout
+// of the CPU-adapter matrix products, src/ops/matrix_texture.rs): texel (c, r) holds
+// x[r * row_stride + 4c .. 4c + 4], zero past `cols`. Used where the producer of a product's
+// input cannot store the texture itself (tests, the head's strided CLS rows).
+// Keep `Params` in sync with `ToTextureParams` in src/ops/to_texture.rs.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    row_stride: u32,
+    texels_wide: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;                  // [rows, row_stride]
+@group(0) @binding(2) var out: texture_storage_2d<rgba32float, write>;   // [texels_wide, >= rows]
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (i >= p.rows * p.texels_wide) {
+        return;
+    }
+    let r = i / p.texels_wide;
+    let c = i % p.texels_wide;
+    let base = r * p.row_stride + 4u * c;
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        if (4u * c + e < p.cols) {
+            v[e] = x[base + e];
+        }
+    }
+    textureStore(out, vec2<u32>(c, r), v);
+}

@@ -1,0 +1,52 @@
+//! `to_texture`: a row-major matrix in a buffer into a [`MatrixTexture`], for products whose
+//! input comes from a kernel that cannot store the texture layout itself.
+
+use crate::gpu::Gpu;
+use crate::ops::matrix_texture::MatrixTexture;
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
+
+pub const KERNEL: Kernel = kernel!("to_texture");
+
+/// Keep in sync with `Params` in shaders/to_texture.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ToTextureParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub row_stride: u32,
+    pub texels_wide: u32,
+}
+
+/// Records `out = x` for `out.rows` rows of `out.cols` values, rows `row_stride` apart in `x`.
+pub fn record(
+    gpu: &Gpu,
+    program: &mut Program,
+    x: &wgpu::Buffer,
+    row_stride: usize,
+    out: &MatrixTexture,
+) {
+    assert!(
+        row_stride >= out.cols,
+        "to_texture: row stride {row_stride} < {} columns",
+        out.cols
+    );
+    let params = ToTextureParams {
+        rows: out.rows as u32,
+        cols: out.cols as u32,
+        row_stride: row_stride as u32,
+        texels_wide: out.texels_wide() as u32,
+    };
+    let texels = out.rows * out.texels_wide();
+    program.push(
+        gpu,
+        Call {
+            kernel: &KERNEL,
+            entry: "main",
+            params,
+            bindings: &[Bind::from(x), Bind::from(&out.view)],
+            workgroups: grid_1d(texels.div_ceil(64)),
+            flops: 0.0,
+            bytes: 32.0 * texels as f64,
+        },
+    );
+}

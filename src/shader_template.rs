@@ -1,0 +1,336 @@
+//! Written-out WGSL from one readable source. lavapipe does not unroll loops and keeps an
+//! array in memory as soon as one index is not a constant, so the matrix-product kernels spell
+//! out every accumulator; this expander lets `shaders/*.wgsl` say that once.
+//!
+//! A line `// #for v in A..B` (integer range, B exclusive) or `// #for v in a b c` (words)
+//! repeats the lines up to its `// #end` once per value; loops nest. `// #let N = expr` names
+//! an integer for the rest of the file (tile sizes, written once). After a variable exists,
+//! `{expr}` is replaced by its value: a word variable by its text, otherwise integer
+//! arithmetic over the integer variables and literals with `+ - * / %` and parentheses.
+//! Braces around anything else (WGSL blocks) are left alone. Files without directives pass
+//! through unchanged. build.rs expands every shader at compile time (the crate embeds the
+//! expanded text, and `vit-hybrid shader NAME` prints it); this file has no dependencies so
+//! that build.rs can include it.
+
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Int(i64),
+    Word(String),
+}
+
+/// Expands every `#for` block of `source`; an error names the line (1-based) and the problem.
+pub fn expand(source: &str) -> Result<String, String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = String::with_capacity(source.len());
+    let mut vars = HashMap::new();
+    let end = expand_block(&lines, 0, &mut vars, &mut out)?;
+    if end != lines.len() {
+        return Err(format!("line {}: `#end` without `#for`", end + 1));
+    }
+    Ok(out)
+}
+
+/// The directive on a line, if any: `// #for ...` or `// #end`.
+fn directive(line: &str) -> Option<&str> {
+    line.trim_start()
+        .strip_prefix("//")?
+        .trim_start()
+        .strip_prefix('#')
+}
+
+/// Expands lines from `start` up to the first unmatched `#end`; returns that line's index
+/// (`lines.len()` if there is none).
+fn expand_block(
+    lines: &[&str],
+    start: usize,
+    vars: &mut HashMap<String, Value>,
+    out: &mut String,
+) -> Result<usize, String> {
+    let mut i = start;
+    while i < lines.len() {
+        let line = lines[i];
+        match directive(line) {
+            // At the top level this is a stray `#end`, which `expand` reports.
+            Some(d) if d.trim() == "end" => return Ok(i),
+            Some(d) if d.starts_with("for ") => {
+                let (name, values) =
+                    parse_for(d, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
+                let mut body_end = None;
+                if values.is_empty() {
+                    // The body still has to be well formed: expand it once into nothing.
+                    let mut sink = String::new();
+                    vars.insert(name.clone(), Value::Int(0));
+                    body_end = Some(expand_block(lines, i + 1, vars, &mut sink)?);
+                }
+                for v in values {
+                    vars.insert(name.clone(), v);
+                    body_end = Some(expand_block(lines, i + 1, vars, out)?);
+                }
+                vars.remove(&name);
+                let e = body_end.expect("set above");
+                if e >= lines.len() {
+                    return Err(format!("line {}: `#for` without `#end`", i + 1));
+                }
+                i = e + 1;
+            }
+            Some(d) if d.starts_with("let ") => {
+                let (name, expr) = d["let ".len()..]
+                    .split_once('=')
+                    .ok_or_else(|| format!("line {}: expected `#let NAME = expr`", i + 1))?;
+                let name = name.trim();
+                if vars.contains_key(name) {
+                    return Err(format!("line {}: `{name}` is already defined", i + 1));
+                }
+                let v = eval(expr, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
+                vars.insert(name.to_string(), Value::Int(v));
+                i += 1;
+            }
+            Some(d) if d.starts_with("for") || d.starts_with("end") || d.starts_with("let") => {
+                return Err(format!(
+                    "line {}: malformed directive `{}`",
+                    i + 1,
+                    d.trim()
+                ));
+            }
+            _ => {
+                if vars.is_empty() {
+                    out.push_str(line);
+                } else {
+                    out.push_str(
+                        &substitute(line, vars).map_err(|e| format!("line {}: {e}", i + 1))?,
+                    );
+                }
+                out.push('\n');
+                i += 1;
+            }
+        }
+    }
+    Ok(lines.len())
+}
+
+fn parse_for(d: &str, vars: &HashMap<String, Value>) -> Result<(String, Vec<Value>), String> {
+    let rest = d["for ".len()..].trim();
+    let (name, values) = rest
+        .split_once(" in ")
+        .ok_or_else(|| format!("expected `#for NAME in ...`, got `#{d}`"))?;
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("bad loop variable `{name}`"));
+    }
+    if vars.contains_key(name) {
+        return Err(format!("loop variable `{name}` shadows an outer one"));
+    }
+    let values = values.trim();
+    if let Some((a, b)) = values.split_once("..") {
+        let a = eval(a, vars)?;
+        let b = eval(b, vars)?;
+        return Ok((name.to_string(), (a..b).map(Value::Int).collect()));
+    }
+    Ok((
+        name.to_string(),
+        values
+            .split_whitespace()
+            .map(|w| Value::Word(w.to_string()))
+            .collect(),
+    ))
+}
+
+/// Replaces each `{expr}` on a line. WGSL braces (blocks) are left alone: only a brace pair
+/// whose inside is a known variable or an arithmetic expression over them is replaced.
+fn substitute(line: &str, vars: &HashMap<String, Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find(['{', '}']) {
+            Some(close)
+                if after.as_bytes()[close] == b'}' && is_expression(&after[..close], vars) =>
+            {
+                let expr = &after[..close];
+                match vars.get(expr.trim()) {
+                    Some(Value::Word(w)) => out.push_str(w),
+                    _ => out.push_str(&eval(expr, vars)?.to_string()),
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Whether `s` is a template expression rather than WGSL code between braces: arithmetic
+/// whose every name is a template variable.
+fn is_expression(s: &str, vars: &HashMap<String, Value>) -> bool {
+    !s.trim().is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-*/%() ".contains(c))
+        && tokenize(s).is_ok_and(|t| {
+            t.iter().all(|t| {
+                !t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    || vars.contains_key(t)
+            })
+        })
+}
+
+/// Integer arithmetic: `+ - * / %`, parentheses, literals and integer variables.
+fn eval(s: &str, vars: &HashMap<String, Value>) -> Result<i64, String> {
+    let tokens = tokenize(s)?;
+    let mut pos = 0;
+    let v = parse_sum(&tokens, &mut pos, vars)?;
+    if pos != tokens.len() {
+        return Err(format!("unexpected `{}` in `{s}`", tokens[pos]));
+    }
+    Ok(v)
+}
+
+fn tokenize(s: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let mut t = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    t.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tokens.push(t);
+        } else if "+-*/%()".contains(c) {
+            tokens.push(c.to_string());
+            chars.next();
+        } else {
+            return Err(format!("unexpected character `{c}` in `{s}`"));
+        }
+    }
+    Ok(tokens)
+}
+
+fn parse_sum(t: &[String], pos: &mut usize, vars: &HashMap<String, Value>) -> Result<i64, String> {
+    let mut v = parse_product(t, pos, vars)?;
+    while *pos < t.len() && (t[*pos] == "+" || t[*pos] == "-") {
+        let op = t[*pos].clone();
+        *pos += 1;
+        let r = parse_product(t, pos, vars)?;
+        v = if op == "+" { v + r } else { v - r };
+    }
+    Ok(v)
+}
+
+fn parse_product(
+    t: &[String],
+    pos: &mut usize,
+    vars: &HashMap<String, Value>,
+) -> Result<i64, String> {
+    let mut v = parse_atom(t, pos, vars)?;
+    while *pos < t.len() && ["*", "/", "%"].contains(&t[*pos].as_str()) {
+        let op = t[*pos].clone();
+        *pos += 1;
+        let r = parse_atom(t, pos, vars)?;
+        v = match op.as_str() {
+            "*" => v * r,
+            _ if r == 0 => return Err("division by zero".into()),
+            "/" => v / r,
+            _ => v % r,
+        };
+    }
+    Ok(v)
+}
+
+fn parse_atom(t: &[String], pos: &mut usize, vars: &HashMap<String, Value>) -> Result<i64, String> {
+    let tok = t.get(*pos).ok_or("expression ends early")?.clone();
+    *pos += 1;
+    match tok.as_str() {
+        "(" => {
+            let v = parse_sum(t, pos, vars)?;
+            if t.get(*pos).map(String::as_str) != Some(")") {
+                return Err("missing `)`".into());
+            }
+            *pos += 1;
+            Ok(v)
+        }
+        "-" => Ok(-parse_atom(t, pos, vars)?),
+        _ => {
+            if let Ok(n) = tok.parse::<i64>() {
+                return Ok(n);
+            }
+            match vars.get(&tok) {
+                Some(Value::Int(n)) => Ok(*n),
+                Some(Value::Word(w)) => Err(format!("`{tok}` is the word `{w}`, not a number")),
+                None => Err(format!("unknown variable `{tok}`")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn plain_text_passes_through() {
+        let s = "fn f() { return; }\nlet a = b[{0}];\n";
+        // No loop variables: nothing is substituted, braces included.
+        assert_eq!(expand(s).unwrap(), s);
+    }
+
+    #[test]
+    fn nested_loops_and_arithmetic() {
+        let s = "// #for r in 0..2\n// #for j in 0..3\nacc[{r*3+j}] += x{r} * w{j};\n// #end\n// #end\n";
+        let got = expand(s).unwrap();
+        let want: String = (0..2)
+            .flat_map(|r| (0..3).map(move |j| format!("acc[{}] += x{r} * w{j};\n", r * 3 + j)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn words_and_wgsl_braces() {
+        let s = "// #for T in f32 u32\nfn g_{T}() -> {T} { return {T}(({1+1}) % 2); }\n// #end\n";
+        assert_eq!(
+            expand(s).unwrap(),
+            "fn g_f32() -> f32 { return f32((2) % 2); }\nfn g_u32() -> u32 { return u32((2) % 2); }\n"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert!(
+            expand("a\n// #for i in 0..2\nb\n")
+                .unwrap_err()
+                .contains("line 2")
+        );
+        assert!(expand("// #end\n").unwrap_err().contains("line 1"));
+        assert!(expand("// #let N = 2 *\n").unwrap_err().contains("line 1"));
+        assert!(expand("// #for i in 0..1\n// #for i in 0..1\n// #end\n// #end\n").is_err());
+    }
+
+    #[test]
+    fn lets_name_sizes_and_unknown_names_stay() {
+        let s = "// #let R = 2\nconst ROWS = {R}u;\n// #for r in 0..R\nlet v{r} = f({r * R}, {other});\n// #end\n";
+        assert_eq!(
+            expand(s).unwrap(),
+            "const ROWS = 2u;\nlet v0 = f(0, {other});\nlet v1 = f(2, {other});\n"
+        );
+    }
+
+    #[test]
+    fn empty_range_emits_nothing() {
+        assert_eq!(
+            expand("a\n// #for i in 0..0\nx{i}\n// #end\nb\n").unwrap(),
+            "a\nb\n"
+        );
+    }
+}
