@@ -122,13 +122,22 @@ fn main() {
             buf(cout * cin * k * k),
             buf(c.out_len()),
         );
+        let flops = 2.0 * (c.out_len() * cin * k * k) as f64;
+        let variant = conv2d::Variant::choose(&gpu, c);
         let mut p = Program::new();
-        conv2d::record(&gpu, &mut p, c, &x, &w, None, &y);
+        conv2d::record_variant(&gpu, &mut p, c, variant, &x, &w, None, &y);
         report(
-            name,
+            &format!("{name} {}", variant.entry()),
             time(&gpu, &p),
-            2.0 * (c.out_len() * cin * k * k) as f64,
+            flops,
         );
+        if conv2d::texture_1x1_fits(&gpu, c) {
+            let wt = conv2d::texture_1x1_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
+                .expect("1x1 weight texture");
+            let mut p = Program::new();
+            conv2d::record_1x1_texture(&gpu, &mut p, c, &x, &wt, None, &y);
+            report(&format!("{name} as texture product"), time(&gpu, &p), flops);
+        }
     }
 
     if "attention 12 heads x 577".contains(&filter) {

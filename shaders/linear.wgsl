@@ -29,8 +29,20 @@ struct Params {
     n: u32,
     k: u32,
     x_row_stride: u32,
-    // bit 0: add bias, bit 1: exact GELU, bit 2: add residual (after the activation)
+    // bit 0: add bias, bit 1: exact GELU, bit 2: add residual (after the activation),
+    // bit 3: the bias is per row (a 1x1 conv as a product), not per column
     flags: u32,
+    // All variants: where y (and the residual) start in their buffers.
+    y_offset: u32,
+    // Texture variants: where each operand's block starts in its texture (rows, and columns
+    // in texels), so that one texture holds many operands (a batched 1x1 conv's images,
+    // attention's heads).
+    x_row0: u32,
+    x_col0: u32,
+    w_row0: u32,
+    w_col0: u32,
+    y_row0: u32,
+    y_col0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -276,15 +288,16 @@ fn finish(r: u32, c: u32, v: vec4<f32>) {
         }
         var o = v[e];
         if ((p.flags & 1u) != 0u) {
-            o += bias[n];
+            o += bias[select(n, r, (p.flags & 8u) != 0u)];
         }
         if ((p.flags & 2u) != 0u) {
             o = gelu(o);
         }
+        let at = p.y_offset + r * p.n + n;
         if ((p.flags & 4u) != 0u) {
-            o += residual[r * p.n + n];
+            o += residual[at];
         }
-        y[r * p.n + n] = o;
+        y[at] = o;
     }
 }
 
@@ -379,6 +392,11 @@ fn main_vec4_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 @group(0) @binding(2) var wt_f32: texture_storage_2d<rgba32float, read>; // [K/4, N_pad]
 @group(0) @binding(2) var wt_f16: texture_storage_2d<rgba16float, read>; // [K/4, N_pad]
 @group(0) @binding(5) var yt: texture_storage_2d<rgba32float, write>;    // [N/4, M_pad]
+// *_to_buffer4 (N, y_offset and a row bias's length multiples of 4): the epilogue moves whole
+// vec4s, a quarter of the lane-by-lane buffer accesses of finish().
+@group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> residual4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
 
 // Rows per lane, quads per lane, lanes per workgroup: a workgroup covers 16 rows x 96 columns.
 // #let TR = 16
@@ -395,13 +413,13 @@ fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
         if (n < p.n) {
             var s = v[e];
             if ((p.flags & 1u) != 0u) {
-                s += bias[n];
+                s += bias[select(n, r, (p.flags & 8u) != 0u)];
             }
             if ((p.flags & 2u) != 0u) {
                 s = gelu(s);
             }
             if ((p.flags & 4u) != 0u) {
-                s += residual[r * p.n + n];
+                s += residual[p.y_offset + r * p.n + n];
             }
             o[e] = s;
         }
@@ -410,7 +428,7 @@ fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 }
 
 // #for W in f32 f16
-// #for OUT in buffer texture
+// #for OUT in buffer buffer4 texture
 @compute @workgroup_size(8, 1, 1)
 fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * TEX_ROWS;
@@ -423,13 +441,17 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // #end
 // #end
     let k4 = i32((p.k + 3u) / 4u);
+    let xr = r0 + i32(p.x_row0);
+    let xc = i32(p.x_col0);
+    let wr = i32(p.w_row0);
+    let wc = i32(quad0 + p.w_col0);
     for (var kq = 0; kq < k4; kq++) {
 // #for r in 0..TR
-        let x{r} = textureLoad(xt, vec2<i32>(kq, r0 + {r}));
+        let x{r} = textureLoad(xt, vec2<i32>(xc + kq, xr + {r}));
 // #end
 // #for c in 0..4
 // #for q in 0..TQ
-        let w{q}_{c} = textureLoad(wt_{W}, vec2<i32>(i32(quad0) + {8 * q}, 4 * kq + {c}));
+        let w{q}_{c} = textureLoad(wt_{W}, vec2<i32>(wc + {8 * q}, wr + 4 * kq + {c}));
 // #end
 // #end
 // #for r in 0..TR
@@ -451,8 +473,30 @@ fn store_buffer(r: u32, quad: u32, v: vec4<f32>) {
     finish(r, 4u * quad, v);
 }
 
+fn store_buffer4(r: u32, quad: u32, v: vec4<f32>) {
+    if (r >= p.m || quad >= p.n / 4u) {
+        return;
+    }
+    var o = v;
+    if ((p.flags & 1u) != 0u) {
+        if ((p.flags & 8u) != 0u) {
+            o += vec4<f32>(bias4[r / 4u][r % 4u]);
+        } else {
+            o += bias4[quad];
+        }
+    }
+    if ((p.flags & 2u) != 0u) {
+        o = vec4<f32>(gelu(o.x), gelu(o.y), gelu(o.z), gelu(o.w));
+    }
+    let at = (p.y_offset + r * p.n) / 4u + quad;
+    if ((p.flags & 4u) != 0u) {
+        o += residual4[at];
+    }
+    y4[at] = o;
+}
+
 fn store_texture(r: u32, quad: u32, v: vec4<f32>) {
     if (r < p.m && quad < (p.n + 3u) / 4u) {
-        textureStore(yt, vec2<u32>(quad, r), texture_epilogue(r, quad, v));
+        textureStore(yt, vec2<u32>(p.y_col0 + quad, p.y_row0 + r), texture_epilogue(r, quad, v));
     }
 }

@@ -172,3 +172,49 @@ fn generic_variants() {
     // 1x1 with an odd pixel count and K.
     check_every_variant(Conv2d::same(2, 5, 3, 7, 131, 1, 1), false, Fill::Generic);
 }
+
+/// CPU adapters run 1x1 stride-1 convs with >= 128 input channels as linear's texture
+/// product, one per image: a batch of 3 with an odd pixel count and cout, with and without a
+/// per-channel bias.
+#[test]
+fn texture_1x1_product_matches_the_reference() {
+    let g = gpu();
+    for (batch, cin, h, w, cout, bias) in [
+        (3, 128, 5, 7, 19, true),
+        (1, 132, 9, 9, 64, false),
+        (2, 128, 4, 4, 8, true),
+    ] {
+        let shape = Conv2d::same(batch, cin, h, w, cout, 1, 1);
+        if !conv2d::texture_1x1_fits(&g, shape) {
+            assert_ne!(
+                g.info.device_type,
+                wgpu::DeviceType::Cpu,
+                "{shape:?} should fit"
+            );
+            eprintln!(
+                "{}: not a CPU adapter, texture 1x1 path not used",
+                g.info.name
+            );
+            return;
+        }
+        let x = random(1, shape.in_len(), -1.0, 1.0);
+        let wv = random(2, shape.weight_len(), -0.5, 0.5);
+        let b = random(3, cout, -0.5, 0.5);
+        let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
+        let wt = conv2d::texture_1x1_weight(&g, "w", &wv, cout, cin).unwrap();
+        let yb = g.storage("y", shape.out_len());
+        let mut p = Program::new();
+        let bias_b = bias.then_some(&bb);
+        conv2d::record_1x1_texture(&g, &mut p, shape, &xb, &wt, bias_b, &yb);
+        p.run(&g).unwrap();
+        let got = g.read(&yb, shape.out_len()).unwrap();
+        let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
+        assert_close(
+            &format!("conv2d texture 1x1 {shape:?} bias {bias}"),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
+}

@@ -8,6 +8,7 @@ use crate::gpu::Gpu;
 use crate::model::weights::{HostWeights, standardize};
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::group_norm::{self, GroupNorm};
+use crate::ops::matrix_texture::MatrixTexture;
 use crate::ops::max_pool::{self, MaxPool};
 use crate::ops::{Program, add_relu};
 
@@ -19,8 +20,10 @@ const GN_EPS: f32 = 1e-5;
 /// A weight-standardised conv followed by GroupNorm (+ ReLU).
 pub struct ConvNorm {
     pub weight: wgpu::Buffer, // [cout, cin, k, k], standardised
-    pub gamma: wgpu::Buffer,  // [cout]
-    pub beta: wgpu::Buffer,   // [cout]
+    /// The same as a [cout, cin] matrix texture for 1x1 stride-1 convs on CPU adapters.
+    pub texture: Option<MatrixTexture>,
+    pub gamma: wgpu::Buffer, // [cout]
+    pub beta: wgpu::Buffer,  // [cout]
     pub cout: usize,
     pub k: usize,
     pub stride: usize,
@@ -29,9 +32,23 @@ pub struct ConvNorm {
 impl ConvNorm {
     fn load(gpu: &Gpu, w: &HostWeights, conv: &str, norm: &str, stride: usize) -> Result<Self> {
         let t = w.get(&format!("{conv}.weight"))?;
-        let cout = t.shape[0];
+        let (cout, cin) = (t.shape[0], t.shape[1]);
+        let standardized = standardize(&t.data, cout, WS_EPS);
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let texture = if cpu && t.shape[2..] == [1, 1] && stride == 1 && cin.is_multiple_of(4) {
+            Some(conv2d::texture_1x1_weight(
+                gpu,
+                conv,
+                &standardized,
+                cout,
+                cin,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
-            weight: gpu.upload(conv, &standardize(&t.data, cout, WS_EPS)),
+            weight: gpu.upload(conv, &standardized),
+            texture,
             gamma: gpu.upload(norm, &w.get(&format!("{norm}.weight"))?.data),
             beta: gpu.upload(norm, &w.get(&format!("{norm}.bias"))?.data),
             cout,
@@ -54,7 +71,12 @@ impl ConvNorm {
         y: &wgpu::Buffer,
     ) -> (usize, usize, usize) {
         let shape = Conv2d::same(batch, cin, h, w, self.cout, self.k, self.stride);
-        conv2d::record(gpu, p, shape, x, &self.weight, None, y);
+        match &self.texture {
+            Some(t) if conv2d::texture_1x1_fits(gpu, shape) => {
+                conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
+            }
+            _ => conv2d::record(gpu, p, shape, x, &self.weight, None, y),
+        }
         let gn = GroupNorm {
             batch,
             c: self.cout,

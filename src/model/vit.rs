@@ -63,7 +63,9 @@ pub struct EncoderLayer {
 }
 
 pub struct Vit {
-    pub projection: Dense,                 // weight [hidden, C, ph, pw]
+    pub projection: Dense, // weight [hidden, C, ph, pw]
+    /// A 1x1 projection's weight as a [hidden, C] matrix texture (CPU adapters).
+    pub projection_texture: Option<MatrixTexture>,
     pub cls_token: wgpu::Buffer,           // [hidden]
     pub position_embeddings: wgpu::Buffer, // [seq, hidden]
     pub layers: Vec<EncoderLayer>,
@@ -159,7 +161,16 @@ impl Vit {
         let pw = w.get(&format!("{proj}.weight"))?;
         // A conv weight [hidden, C, ph, pw], kept f32: conv2d reads it as [hidden, C * ph * pw].
         let (proj_out, proj_in) = (pw.shape[0], pw.shape[1..].iter().product());
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let projection_texture = if cpu && pw.shape[2..] == [1, 1] && proj_in % 4 == 0 {
+            Some(conv2d::texture_1x1_weight(
+                gpu, proj, &pw.data, proj_out, proj_in,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
+            projection_texture,
             projection: Dense {
                 weight: Weight::upload_in(
                     gpu,
@@ -302,18 +313,24 @@ impl Vit {
 
         p.set_scope("embeddings");
         let conv = Conv2d::valid(batch, c, fh, fw, d, self.patch.0, self.patch.1);
-        conv2d::record(
-            gpu,
-            p,
-            conv,
-            features,
-            self.projection
-                .weight
-                .buffer()
-                .expect("the projection is uploaded as a buffer"),
-            Some(&self.projection.bias),
-            &bufs.projection,
-        );
+        let bias = Some(&self.projection.bias);
+        match &self.projection_texture {
+            Some(t) if conv2d::texture_1x1_fits(gpu, conv) => {
+                conv2d::record_1x1_texture(gpu, p, conv, features, t, bias, &bufs.projection);
+            }
+            _ => conv2d::record(
+                gpu,
+                p,
+                conv,
+                features,
+                self.projection
+                    .weight
+                    .buffer()
+                    .expect("the projection is uploaded as a buffer"),
+                bias,
+                &bufs.projection,
+            ),
+        }
         let patches = conv.oh * conv.ow;
         tokens::record(
             gpu,

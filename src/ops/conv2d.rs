@@ -6,8 +6,12 @@
 //! invocation blocks ([`Block`]); [`record`] picks the fastest [`Variant`] that fits the shape
 //! and the adapter.
 
+use anyhow::Result;
+
 use crate::gpu::Gpu;
-use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::linear::{self, Linear, Weight, WeightFormat, WeightStore};
+use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("conv2d");
 
@@ -249,7 +253,7 @@ impl Variant {
         }
     }
 
-    fn entry(self) -> &'static str {
+    pub fn entry(self) -> &'static str {
         match (self.fill, self.block) {
             (Fill::Generic, Block::Gpu) => "main",
             (Fill::Generic, Block::Cpu) => "main_cpu",
@@ -401,4 +405,94 @@ pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
         }
     }
     y
+}
+
+/// CPU adapters: a 1x1, stride-1, unpadded conv is y[b] = W x[b] with x[b] the [cin, h * w]
+/// matrix of image b, so it runs as linear's texture product (shaders/linear.wgsl): W as
+/// the x operand ([cout, cin] texture made at load, [`texture_1x1_weight`]) and the input as
+/// the transposed-weight operand, its [batch * cin, h * w] rows copied into a texture once per
+/// conv (reads that are 2-3x cheaper than buffer loads on lavapipe).
+pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
+    let hw = shape.h * shape.w;
+    gpu.info.device_type == wgpu::DeviceType::Cpu
+        && (shape.kh, shape.kw, shape.stride, shape.pad_top, shape.pad_left) == (1, 1, 1, 0, 0)
+        // Measured on lavapipe: with fewer input channels the product's k-loop is too short
+        // to pay for the input copy and epilogue (64 -> 256 at 96x96 ran slower).
+        && shape.cin >= 128
+        && shape.cin.is_multiple_of(4)
+        && matrix_texture::fits(gpu, shape.batch * shape.cin, hw.next_multiple_of(linear::TEXTURE_COLS))
+        && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), shape.cin)
+}
+
+/// The [cout, cin] weight of a 1x1 conv as [`record_1x1_texture`] reads it.
+pub fn texture_1x1_weight(
+    gpu: &Gpu,
+    label: &str,
+    w: &[f32],
+    cout: usize,
+    cin: usize,
+) -> Result<MatrixTexture> {
+    MatrixTexture::upload(
+        gpu,
+        label,
+        w,
+        (cout, cin),
+        cout.next_multiple_of(linear::TEXTURE_ROWS),
+        TexelFormat::F32,
+    )
+}
+
+/// Records a conv that [`texture_1x1_fits`] as one input copy and one product per image.
+pub fn record_1x1_texture(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Conv2d,
+    x: &wgpu::Buffer,            // [batch, cin, h, w]
+    w: &MatrixTexture,           // [cout, cin]
+    bias: Option<&wgpu::Buffer>, // [cout]
+    y: &wgpu::Buffer,            // [batch, cout, h, w]
+) {
+    assert!(
+        texture_1x1_fits(gpu, shape),
+        "conv2d: {shape:?} is not a texture 1x1 conv"
+    );
+    check_buffer("x", x, shape.in_len(), &shape);
+    check_buffer("y", y, shape.out_len(), &shape);
+    let (rows, hw) = (shape.batch * shape.cin, shape.h * shape.w);
+    let input = program
+        .scratch_texture(
+            gpu,
+            (rows, hw),
+            (rows, hw.next_multiple_of(linear::TEXTURE_COLS)),
+        )
+        .expect("texture_1x1_fits checked the size");
+    to_texture::record(gpu, program, x, hw, &input);
+    let operand = Weight {
+        store: WeightStore::Texture(input),
+        format: WeightFormat::F32,
+        n: hw,
+        k: shape.cin,
+    };
+    for b in 0..shape.batch {
+        let product = Linear {
+            row_bias: true,
+            at: linear::Offsets {
+                w_row0: b * shape.cin,
+                y_offset: b * shape.cout * hw,
+                ..Default::default()
+            },
+            ..Linear::new(shape.cout, hw, shape.cin)
+        };
+        linear::record_io(
+            gpu,
+            program,
+            product,
+            linear::Variant::TextureF32,
+            Place::Texture(w),
+            &operand,
+            bias,
+            None,
+            Place::Buffer(y),
+        );
+    }
 }

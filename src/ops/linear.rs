@@ -41,6 +41,7 @@ pub const TEXTURE_COLS: usize = 96;
 const FLAG_BIAS: u32 = 1;
 const FLAG_GELU: u32 = 2;
 const FLAG_RESIDUAL: u32 = 4;
+const FLAG_ROW_BIAS: u32 = 8;
 
 /// Keep in sync with `Params` in shaders/linear.wgsl.
 #[repr(C)]
@@ -51,6 +52,13 @@ pub struct LinearParams {
     pub k: u32,
     pub x_row_stride: u32,
     pub flags: u32,
+    pub y_offset: u32,
+    pub x_row0: u32,
+    pub x_col0: u32,
+    pub w_row0: u32,
+    pub w_col0: u32,
+    pub y_row0: u32,
+    pub y_col0: u32,
 }
 
 /// Shape and epilogue of one linear.
@@ -65,6 +73,26 @@ pub struct Linear {
     /// Distance between consecutive rows of x, >= k.
     pub x_row_stride: usize,
     pub gelu: bool,
+    /// The bias is indexed by row instead of column (a 1x1 conv computed as a product).
+    pub row_bias: bool,
+    /// Where each operand starts in its buffer or texture.
+    pub at: Offsets,
+}
+
+/// Where a linear's operands start, so that one buffer or texture holds many of them (the
+/// images of a batched 1x1 conv, attention's heads). Texture offsets are in rows and texels
+/// (4 columns); only the texture variants take them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    /// y (and the residual) in their buffers, in f32 values.
+    pub y_offset: usize,
+    pub x_row0: usize,
+    pub x_col0: usize,
+    pub w_row0: usize,
+    pub w_col0: usize,
+    /// A texture y's first row and texel.
+    pub y_row0: usize,
+    pub y_col0: usize,
 }
 
 impl Linear {
@@ -75,6 +103,8 @@ impl Linear {
             k,
             x_row_stride: k,
             gelu: false,
+            row_bias: false,
+            at: Offsets::default(),
         }
     }
 }
@@ -435,6 +465,15 @@ impl Variant {
         }
     }
 
+    /// The entry point storing y into a buffer in whole vec4s (texture variants only).
+    fn entry_buffer4(self) -> &'static str {
+        match self {
+            Variant::TextureF32 => "main_texture_f32_to_buffer4",
+            Variant::TextureF16 => "main_texture_f16_to_buffer4",
+            _ => panic!("linear: {self:?} has no vec4 epilogue"),
+        }
+    }
+
     /// The entry point storing y as a matrix texture (texture variants only).
     fn entry_to_texture(self) -> &'static str {
         match self {
@@ -602,12 +641,33 @@ pub fn record_io(
     if residual.is_some() {
         flags |= FLAG_RESIDUAL;
     }
+    if shape.row_bias {
+        flags |= FLAG_ROW_BIAS;
+    }
+    let at = shape.at;
+    assert!(
+        variant.layout() == WeightLayout::Texture
+            || at
+                == (Offsets {
+                    y_offset: at.y_offset,
+                    ..Offsets::default()
+                }),
+        "linear: texture offsets are for texture variants, got {at:?}"
+    );
+    let u = |v: usize| u32::try_from(v).expect("linear size fits in u32");
     let params = LinearParams {
-        m: shape.m as u32,
-        n: shape.n as u32,
-        k: shape.k as u32,
-        x_row_stride: shape.x_row_stride as u32,
+        m: u(shape.m),
+        n: u(shape.n),
+        k: u(shape.k),
+        x_row_stride: u(shape.x_row_stride),
         flags,
+        y_offset: u(at.y_offset),
+        x_row0: u(at.x_row0),
+        x_col0: u(at.x_col0),
+        w_row0: u(at.w_row0),
+        w_col0: u(at.w_col0),
+        y_row0: u(at.y_row0),
+        y_col0: u(at.y_col0),
     };
     let (m, n, k) = (shape.m as f64, shape.n as f64, shape.k as f64);
     let flops = 2.0 * m * n * k;
@@ -653,34 +713,46 @@ pub fn record_io(
                     &packed
                 }
             };
+            let k4 = shape.k.div_ceil(4);
             assert!(
-                xt.cols == shape.k
-                    && xt.rows >= shape.m
-                    && xt.height >= shape.m.next_multiple_of(TEXTURE_ROWS),
-                "linear: x texture [{}, {}] (height {}) does not hold {shape:?}",
-                xt.rows,
-                xt.cols,
-                xt.height
+                xt.height >= at.x_row0 + shape.m.next_multiple_of(TEXTURE_ROWS)
+                    && xt.texels_wide() >= at.x_col0 + k4,
+                "linear: x texture [{}, {} texels] does not hold {shape:?}",
+                xt.height,
+                xt.texels_wide()
             );
-            // Any buffer not written here stands in for a missing bias or residual.
-            let placeholder = bias.or(residual);
+            assert!(
+                wt.height >= at.w_row0 + 4 * k4
+                    && wt.texels_wide() >= at.w_col0 + shape.n.next_multiple_of(TEXTURE_COLS) / 4,
+                "linear: w texture [{}, {} texels] does not hold {shape:?}",
+                wt.height,
+                wt.texels_wide()
+            );
+            // Any buffer not written here stands in for a missing bias or residual (16 bytes at
+            // least: the vec4 epilogue binds them as vec4 arrays).
+            let placeholder = bias.or(residual).filter(|b| b.size() >= 16);
             let spare;
             let placeholder = match placeholder {
                 Some(b) => b,
                 None => {
-                    spare = gpu.storage("linear.placeholder", 1);
+                    spare = gpu.storage("linear.placeholder", 4);
                     &spare
                 }
             };
+            let vec4_epilogue = shape.n.is_multiple_of(4)
+                && at.y_offset.is_multiple_of(4)
+                && (!shape.row_bias || shape.m.is_multiple_of(4))
+                && bias.is_none_or(|b| b.size() >= 16);
             let (entry, out) = match y {
+                Output::Buffer(b) if vec4_epilogue => (variant.entry_buffer4(), Bind::from(b)),
                 Output::Buffer(b) => (variant.entry(), Bind::from(b)),
                 Output::Texture(t) => {
                     assert!(
-                        t.cols == shape.n && t.height >= shape.m.next_multiple_of(TEXTURE_ROWS),
-                        "linear: y texture [{}, {}] (height {}) does not hold {shape:?}",
-                        t.rows,
-                        t.cols,
-                        t.height
+                        t.height >= at.y_row0 + shape.m
+                            && t.texels_wide() >= at.y_col0 + shape.n.div_ceil(4),
+                        "linear: y texture [{}, {} texels] does not hold {shape:?}",
+                        t.height,
+                        t.texels_wide()
                     );
                     (variant.entry_to_texture(), Bind::from(&t.view))
                 }
@@ -727,7 +799,7 @@ pub fn cpu(
             let wr = &w[j * k..(j + 1) * k];
             let mut acc: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
             if let Some(b) = bias {
-                acc += b[j] as f64;
+                acc += b[if shape.row_bias { i } else { j }] as f64;
             }
             let mut v = acc as f32;
             if shape.gelu {

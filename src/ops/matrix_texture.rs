@@ -52,6 +52,8 @@ pub struct MatrixTexture {
     pub cols: usize,
     /// Rows allocated (>= rows); the extra rows are zero.
     pub height: usize,
+    /// Texels per row allocated (>= cols / 4, rounded up); the extra ones are zero.
+    pub texels: usize,
     pub format: TexelFormat,
 }
 
@@ -71,21 +73,32 @@ impl MatrixTexture {
         height: usize,
         format: TexelFormat,
     ) -> Result<Self> {
+        Self::new_padded(gpu, label, (rows, cols), (height, cols), format)
+    }
+
+    /// [`MatrixTexture::new`] with `width` columns allocated (rounded up to whole texels).
+    pub fn new_padded(
+        gpu: &Gpu,
+        label: &str,
+        (rows, cols): (usize, usize),
+        (height, width): (usize, usize),
+        format: TexelFormat,
+    ) -> Result<Self> {
         ensure!(
-            height >= rows,
-            "matrix texture {label}: height {height} < rows {rows}"
+            height >= rows && width >= cols,
+            "matrix texture {label}: [{height}, {width}] allocated for [{rows}, {cols}]"
         );
         ensure!(
-            fits(gpu, height, cols),
-            "matrix texture {label}: [{height}, {cols}] needs {} x {height} texels, past the \
+            fits(gpu, height, width),
+            "matrix texture {label}: [{height}, {width}] needs {} x {height} texels, past the \
              adapter's 2D texture limit of {}",
-            cols.div_ceil(4),
+            width.div_ceil(4),
             gpu.limits().max_texture_dimension_2d
         );
         let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),
             size: wgpu::Extent3d {
-                width: cols.div_ceil(4).max(1) as u32,
+                width: width.div_ceil(4).max(1) as u32,
                 height: height.max(1) as u32,
                 depth_or_array_layers: 1,
             },
@@ -105,13 +118,14 @@ impl MatrixTexture {
             rows,
             cols,
             height,
+            texels: width.div_ceil(4).max(1),
             format,
         })
     }
 
     /// Width in texels.
     pub fn texels_wide(&self) -> usize {
-        self.cols.div_ceil(4).max(1)
+        self.texels
     }
 
     /// Uploads a row-major [rows, cols] f32 matrix (rounded to f16 for `TexelFormat::F16`).

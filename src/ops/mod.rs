@@ -75,6 +75,8 @@ pub struct Program {
     /// Buffer copies that run after the first `.0` dispatches (captures, batch chunks).
     copies: Vec<(usize, BufferCopy)>,
     scope: String,
+    /// Scratch matrix textures by (rows, cols, height, width), see [`Program::scratch_texture`].
+    scratch: std::collections::HashMap<[usize; 4], matrix_texture::MatrixTexture>,
 }
 
 /// A whole-range copy between two buffers, recorded between dispatches.
@@ -121,6 +123,29 @@ pub struct Call<'a, P: bytemuck::Pod> {
 impl Program {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A zeroed f32 matrix texture that every caller asking for the same size shares: a
+    /// kernel's operand copied in just before it runs (dispatches run in order, so reuse is
+    /// safe), made once per size instead of once per layer.
+    pub fn scratch_texture(
+        &mut self,
+        gpu: &Gpu,
+        (rows, cols): (usize, usize),
+        (height, width): (usize, usize),
+    ) -> anyhow::Result<matrix_texture::MatrixTexture> {
+        if let Some(t) = self.scratch.get(&[rows, cols, height, width]) {
+            return Ok(t.clone());
+        }
+        let t = matrix_texture::MatrixTexture::new_padded(
+            gpu,
+            "scratch",
+            (rows, cols),
+            (height, width),
+            matrix_texture::TexelFormat::F32,
+        )?;
+        self.scratch.insert([rows, cols, height, width], t.clone());
+        Ok(t)
     }
 
     /// Names the layer that the following dispatches belong to.
