@@ -152,13 +152,24 @@ fn main() {
             buf(a.scratch_len().max(1)),
             buf(tokens * 768),
         );
-        let mut p = Program::new();
-        attention::record(&gpu, &mut p, a, &qkv, &s, &o);
-        report(
-            "attention 12 heads x 577",
-            time(&gpu, &p),
-            4.0 * (tokens * tokens * 768) as f64,
-        );
+        let flops = 4.0 * (tokens * tokens * 768) as f64;
+        for v in [attention::Variant::Tiled, attention::Variant::Cpu] {
+            let mut p = Program::new();
+            attention::record_variant(&gpu, &mut p, a, v, &qkv, &s, &o);
+            report(
+                &format!("attention 12 heads x 577 {v:?}"),
+                time(&gpu, &p),
+                flops,
+            );
+        }
+        if attention::textures_fit(&gpu, a) {
+            let qkv_t = attention::qkv_texture(&gpu, a).expect("qkv texture");
+            let scratch = attention::TextureScratch::new(&gpu, a).expect("attention textures");
+            let out = linear::texture_for(&gpu, "out", tokens, 768).expect("out texture");
+            let mut p = Program::new();
+            attention::record_textures(&gpu, &mut p, a, &qkv_t, &scratch, &out);
+            report("attention 12 heads x 577 textures", time(&gpu, &p), flops);
+        }
     }
 
     if "norms group_norm 256x96x96 / layer_norm 577x768".contains(&filter) {

@@ -480,3 +480,43 @@ fn context_cpu(
     put_context(o0, r0 + 12u, c0, acc[6]);
     put_context(o0, r0 + 12u, c0 + 32u, acc[7]);
 }
+
+// ---- CPU adapters: attention as texture products (src/ops/attention.rs, record_textures) ----
+// The scores and the context are linear.wgsl's texture products (one per head); between
+// them softmax_texture turns each row of one image's scores [heads * s_stride rows, seq
+// columns] into probabilities, one row per invocation, scaled, max-subtracted, and zero in
+// the padding columns (the context product reads whole texels) and padding rows.
+@group(0) @binding(1) var scores_tex: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var probs_tex: texture_storage_2d<rgba32float, write>;
+
+@compute @workgroup_size(64, 1, 1)
+fn softmax_texture(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (row >= p.heads * p.s_stride || row % p.s_stride >= p.seq) {
+        return;
+    }
+    let q = (p.seq + 3u) / 4u;
+    // Columns past seq in the last texel are masked out of the max and the sum.
+    let tail = p.seq - 4u * (q - 1u);
+    let keep = vec4<bool>(true, tail > 1u, tail > 2u, tail > 3u);
+    var m = vec4<f32>(-3.0e38);
+    for (var c = 0u; c < q; c++) {
+        let v = textureLoad(scores_tex, vec2<u32>(c, row));
+        m = max(m, select(vec4<f32>(-3.0e38), v, keep | vec4<bool>(c + 1u < q)));
+    }
+    let mx = max(max(m.x, m.y), max(m.z, m.w));
+    var s = vec4<f32>(0.0);
+    for (var c = 0u; c < q; c++) {
+        let e = exp((textureLoad(scores_tex, vec2<u32>(c, row)) - mx) * p.scale);
+        s += select(vec4<f32>(0.0), e, keep | vec4<bool>(c + 1u < q));
+    }
+    let inv = 1.0 / (s.x + s.y + s.z + s.w);
+    for (var c = 0u; c < q; c++) {
+        let e = exp((textureLoad(scores_tex, vec2<u32>(c, row)) - mx) * p.scale);
+        textureStore(probs_tex, vec2<u32>(c, row), select(vec4<f32>(0.0), e * inv, keep | vec4<bool>(c + 1u < q)));
+    }
+}

@@ -36,3 +36,43 @@ fn main(
     }
     textureStore(out, vec2<u32>(c, r), v);
 }
+
+// transpose: columns col0.. col0 + dim of a [batch * seq, *] matrix texture, image by image,
+// into a [batch * dim, seq] matrix texture: out row b * dim + j, column t holds src row
+// b * seq + t, column col0 + j. Attention's keys, so that the scores are a texture product
+// whose second operand reads four keys per texel (see src/ops/attention.rs).
+struct TransposeParams {
+    batch: u32,
+    seq: u32,
+    dim: u32,
+    col0: u32,
+    // Texels per output row that hold keys: ceil(seq / 4).
+    texels: u32,
+}
+
+@group(0) @binding(0) var<uniform> tp: TransposeParams;
+@group(0) @binding(1) var src: texture_storage_2d<rgba32float, read>;
+
+@compute @workgroup_size(64, 1, 1)
+fn transpose(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (i >= tp.batch * tp.dim * tp.texels) {
+        return;
+    }
+    let r = i / tp.texels;
+    let c = i % tp.texels;
+    let b = r / tp.dim;
+    let col = tp.col0 + r % tp.dim;
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let t = 4u * c + e;
+        if (t < tp.seq) {
+            v[e] = textureLoad(src, vec2<u32>(col / 4u, b * tp.seq + t))[col % 4u];
+        }
+    }
+    textureStore(out, vec2<u32>(c, r), v);
+}

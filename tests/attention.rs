@@ -49,6 +49,25 @@ fn check(batch: usize, seq: usize, heads: usize, head_dim: usize, qk: f32) -> f6
             1e-4,
         );
     }
+    if attention::textures_fit(&g, shape) {
+        // The CPU adapters' texture products, from a QKV texture into a context texture.
+        let qkv_t = attention::qkv_texture(&g, shape).unwrap();
+        let scratch = attention::TextureScratch::new(&g, shape).unwrap();
+        let out = vit_hybrid::ops::linear::texture_for(&g, "out", tokens, hidden).unwrap();
+        let mut p = Program::new();
+        vit_hybrid::ops::to_texture::record(&g, &mut p, &qkv_b, 3 * hidden, &qkv_t);
+        attention::record_textures(&g, &mut p, shape, &qkv_t, &scratch, &out);
+        p.run(&g).unwrap();
+        assert_close(
+            &format!("attention textures b{batch} seq{seq} heads{heads} hd{head_dim} |qk|<{qk}"),
+            &out.read(&g).unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+        );
+    } else if g.info.device_type == wgpu::DeviceType::Cpu && head_dim.is_multiple_of(4) {
+        eprintln!("b{batch} seq{seq} heads{heads} hd{head_dim}: past the texture limits");
+    }
     let mut largest = 0.0f64;
     for b in 0..batch {
         for h in 0..heads {

@@ -103,6 +103,9 @@ pub struct EncoderTextures {
     pub normed: MatrixTexture,  // [B * seq, hidden]
     pub context: MatrixTexture, // [B * seq, hidden]
     pub mlp: MatrixTexture,     // [B * seq, intermediate]
+    /// The QKV linear's output and attention's scratch, where attention runs as texture
+    /// products (attention::textures_fit).
+    pub attention: Option<(MatrixTexture, attention::TextureScratch)>,
 }
 
 fn stack_qkv(
@@ -257,10 +260,20 @@ impl Vit {
         let patches = self.grid.0 * self.grid.1;
         let textures = if self.uses_textures() {
             let t = |name: &str, cols| linear::texture_for(gpu, name, tokens, cols);
+            let a = self.attention_shape(batch);
+            let attention = if attention::textures_fit(gpu, a) {
+                Some((
+                    attention::qkv_texture(gpu, a)?,
+                    attention::TextureScratch::new(gpu, a)?,
+                ))
+            } else {
+                None
+            };
             Some(EncoderTextures {
                 normed: t("normed.texture", self.hidden)?,
                 context: t("context.texture", self.hidden)?,
                 mlp: t("mlp.texture", self.intermediate)?,
+                attention,
             })
         } else {
             None
@@ -366,17 +379,23 @@ impl Vit {
             let before = &layer.layernorm_before;
             layer_norm::record(gpu, p, ln, &bufs.x, &before.weight, &before.bias, normed);
             let qkv = Linear::new(rows, 3 * d, d);
-            dense(p, qkv, normed, &layer.qkv, None, Place::Buffer(&bufs.qkv));
-            attention::record(
-                gpu,
-                p,
-                self.attention_shape(batch),
-                &bufs.qkv,
-                &bufs.scratch,
-                &bufs.context,
-            );
-            if let Some(t) = tex {
-                to_texture::record(gpu, p, &bufs.context, d, &t.context);
+            let shape = self.attention_shape(batch);
+            match tex {
+                Some(EncoderTextures {
+                    attention: Some((qkv_t, scratch)),
+                    context: context_t,
+                    ..
+                }) => {
+                    dense(p, qkv, normed, &layer.qkv, None, Place::Texture(qkv_t));
+                    attention::record_textures(gpu, p, shape, qkv_t, scratch, context_t);
+                }
+                _ => {
+                    dense(p, qkv, normed, &layer.qkv, None, Place::Buffer(&bufs.qkv));
+                    attention::record(gpu, p, shape, &bufs.qkv, &bufs.scratch, &bufs.context);
+                    if let Some(t) = tex {
+                        to_texture::record(gpu, p, &bufs.context, d, &t.context);
+                    }
+                }
             }
             let out = Linear::new(rows, d, d);
             let o = &layer.attention_output;

@@ -5,8 +5,12 @@
 //! (rows of S in place) and context (S v, heads concatenated), in one of two sets of entry
 //! points (see [`Variant`]).
 
+use anyhow::Result;
+
 use crate::gpu::Gpu;
-use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::linear::{self, Linear, Weight, WeightFormat, WeightStore};
+use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
+use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("attention");
 
@@ -272,4 +276,194 @@ pub fn cpu(shape: Attention, qkv: &[f32]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// CPU adapters: the two products as linear.wgsl's texture products, one per head, reading
+/// q and v straight from the QKV linear's texture output and writing the context as the
+/// output projection's input texture. Needs head_dim and hidden multiples of 4 and every
+/// texture within the adapter's limits.
+pub fn textures_fit(gpu: &Gpu, shape: Attention) -> bool {
+    let tokens = shape.batch * shape.seq;
+    gpu.info.device_type == wgpu::DeviceType::Cpu
+        && cpu_fits(shape)
+        && matrix_texture::fits(gpu, qkv_texture_height(tokens), qkv_texture_width(shape))
+        && matrix_texture::fits(gpu, shape.batch * shape.hidden(), keys_width(shape))
+        && matrix_texture::fits(gpu, shape.heads * score_rows(shape), shape.seq)
+}
+
+/// Rows per head in the score textures: seq rounded up to the product's row tile.
+fn score_rows(shape: Attention) -> usize {
+    shape.seq.next_multiple_of(linear::TEXTURE_ROWS)
+}
+
+/// The keys' texture is as wide as the scores product reads: seq rounded up to its tile.
+fn keys_width(shape: Attention) -> usize {
+    shape.seq.next_multiple_of(linear::TEXTURE_COLS)
+}
+
+/// The QKV texture's rows: one image's queries are read as whole row tiles, and its values as
+/// whole texels of keys, from any image's first row.
+fn qkv_texture_height(tokens: usize) -> usize {
+    (tokens + linear::TEXTURE_ROWS).next_multiple_of(linear::TEXTURE_ROWS)
+}
+
+/// ... and its columns: the last head's values are read as a whole column tile.
+fn qkv_texture_width(shape: Attention) -> usize {
+    3 * shape.hidden() + shape.head_dim.next_multiple_of(linear::TEXTURE_COLS)
+}
+
+/// The texture the QKV linear stores into, sized for [`record_textures`].
+pub fn qkv_texture(gpu: &Gpu, shape: Attention) -> Result<MatrixTexture> {
+    let tokens = shape.batch * shape.seq;
+    MatrixTexture::new_padded(
+        gpu,
+        "qkv.texture",
+        (tokens, 3 * shape.hidden()),
+        (qkv_texture_height(tokens), qkv_texture_width(shape)),
+        TexelFormat::F32,
+    )
+}
+
+/// Scratch of [`record_textures`]: the keys transposed, one image's scores and probabilities.
+pub struct TextureScratch {
+    pub keys: MatrixTexture,
+    pub scores: MatrixTexture,
+    pub probs: MatrixTexture,
+}
+
+impl TextureScratch {
+    pub fn new(gpu: &Gpu, shape: Attention) -> Result<Self> {
+        let rows = shape.heads * score_rows(shape);
+        let keys = shape.batch * shape.hidden();
+        let t = |label: &str, rows, cols, width| {
+            MatrixTexture::new_padded(gpu, label, (rows, cols), (rows, width), TexelFormat::F32)
+        };
+        Ok(Self {
+            keys: t("attention.keys", keys, shape.seq, keys_width(shape))?,
+            scores: t("attention.scores", rows, shape.seq, shape.seq)?,
+            probs: t("attention.probs", rows, shape.seq, shape.seq)?,
+        })
+    }
+}
+
+/// Keep in sync with `TransposeParams` in shaders/to_texture.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct TransposeParams {
+    batch: u32,
+    seq: u32,
+    dim: u32,
+    col0: u32,
+    texels: u32,
+}
+
+/// Records attention over `qkv` (from [`qkv_texture`], filled by the QKV linear) into `out`,
+/// a [B * seq, hidden] matrix texture: keys transposed once, then per image the scores
+/// product of every head, one softmax over all of them, and the context product of every
+/// head. Panics unless [`textures_fit`].
+pub fn record_textures(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Attention,
+    qkv: &MatrixTexture,
+    scratch: &TextureScratch,
+    out: &MatrixTexture,
+) {
+    assert!(
+        textures_fit(gpu, shape),
+        "attention: {shape:?} does not fit the texture path"
+    );
+    let Attention {
+        batch,
+        seq,
+        heads,
+        head_dim: hd,
+    } = shape;
+    let hidden = shape.hidden();
+    let u = |v: usize| u32::try_from(v).expect("attention size fits in u32");
+    let texels = seq.div_ceil(4);
+    program.push(
+        gpu,
+        Call {
+            kernel: &to_texture::KERNEL,
+            entry: "transpose",
+            params: TransposeParams {
+                batch: u(batch),
+                seq: u(seq),
+                dim: u(hidden),
+                col0: u(hidden),
+                texels: u(texels),
+            },
+            bindings: &[Bind::from(&qkv.view), Bind::from(&scratch.keys.view)],
+            workgroups: grid_1d((batch * hidden * texels).div_ceil(64)),
+            flops: 0.0,
+            bytes: 32.0 * (batch * hidden * texels) as f64,
+        },
+    );
+    let keys = Weight {
+        store: WeightStore::Texture(scratch.keys.clone()),
+        format: WeightFormat::F32,
+        n: seq,
+        k: hd,
+    };
+    let values = Weight {
+        store: WeightStore::Texture(qkv.clone()),
+        format: WeightFormat::F32,
+        n: hd,
+        k: seq,
+    };
+    let rows = score_rows(shape);
+    let product = |program: &mut Program, shape, x, w: &Weight, y, at| {
+        let shape = Linear { at, ..shape };
+        let v = linear::Variant::TextureF32;
+        linear::record_io(gpu, program, shape, v, x, w, None, None, y);
+    };
+    let softmax = AttentionParams {
+        batch: 1,
+        seq: u(seq),
+        heads: u(heads),
+        head_dim: u(hd),
+        scale: (1.0 / (hd as f64).sqrt()) as f32,
+        s_stride: u(rows),
+    };
+    for b in 0..batch {
+        for h in 0..heads {
+            let at = linear::Offsets {
+                x_row0: b * seq,
+                x_col0: h * hd / 4,
+                w_row0: b * hidden + h * hd,
+                y_row0: h * rows,
+                ..Default::default()
+            };
+            let (x, y) = (Place::Texture(qkv), Place::Texture(&scratch.scores));
+            product(program, Linear::new(seq, seq, hd), x, &keys, y, at);
+        }
+        program.push(
+            gpu,
+            Call {
+                kernel: &KERNEL,
+                entry: "softmax_texture",
+                params: softmax,
+                bindings: &[
+                    Bind::from(&scratch.scores.view),
+                    Bind::from(&scratch.probs.view),
+                ],
+                workgroups: grid_1d((heads * rows).div_ceil(64)),
+                flops: 4.0 * (heads * seq * seq) as f64,
+                bytes: 12.0 * (heads * seq * seq) as f64,
+            },
+        );
+        for h in 0..heads {
+            let at = linear::Offsets {
+                x_row0: h * rows,
+                w_row0: b * seq,
+                w_col0: (2 * hidden + h * hd) / 4,
+                y_row0: b * seq,
+                y_col0: h * hd / 4,
+                ..Default::default()
+            };
+            let (x, y) = (Place::Texture(&scratch.probs), Place::Texture(out));
+            product(program, Linear::new(seq, hd, seq), x, &values, y, at);
+        }
+    }
 }
