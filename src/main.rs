@@ -435,17 +435,41 @@ fn info(model: &Model) -> Result<()> {
     };
     let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
     println!(
-        "conv2d:       {} block layout ({})",
+        "conv2d:       {} block layout ({}){}",
         if cpu { "CPU" } else { "GPU" },
         if cpu {
             "8x4 invocations owning 32x16 outputs; 8x2 for <= 64 channels"
         } else {
             "16x16 invocations owning 8x8 outputs"
+        },
+        if cpu {
+            "; 1x1 stride-1 convs with >= 128 channels and the projection as linear's texture \
+             product (linear:main_texture_f32_to_buffer4)"
+        } else {
+            ""
         }
     );
+    if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
+        println!(
+            "attention:    texture products per head (linear:main_texture_f32_to_texture, \
+             attention:softmax_texture)"
+        );
+    } else {
+        println!(
+            "attention:    {:?} variant",
+            vit_hybrid::ops::attention::Variant::choose(model.gpu(), attn)
+        );
+    }
     println!(
-        "attention:    {:?} variant",
-        vit_hybrid::ops::attention::Variant::choose(model.gpu(), attn)
+        "layer_norm:   {:?} variant",
+        vit_hybrid::ops::layer_norm::Variant::choose(
+            model.gpu(),
+            vit_hybrid::ops::layer_norm::LayerNorm {
+                rows: c.seq_len(),
+                dim: c.hidden_size,
+                eps: c.layer_norm_eps as f32,
+            }
+        )
     );
     if !model.info.unused_tensors.is_empty() {
         println!(
