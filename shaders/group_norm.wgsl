@@ -92,3 +92,118 @@ fn main(
         x[base + i] = y;
     }
 }
+
+// ---- CPU adapters: slices of a group per invocation, no barriers ----
+// main's tree reductions cost a barrier per step, each switching between all 32 SIMD batches
+// of the workgroup on lavapipe, where every load is a loop over the lanes anyway. Here group
+// (b, g) is cut into SLICES contiguous runs of vec4s (HW a multiple of 4, so a vec4 never
+// straddles two channels), one invocation each:
+//   stats_slices: the run's mean and sum of squared deviations (M2), by the same corrected
+//     two-pass algorithm as main, summing in chunks of 64 vec4s so that rounding grows with
+//     the chunk count, not the run length;
+//   apply_slices: combines the group's SLICES (mean, M2) pairs (Chan, Golub & LeVeque:
+//     M2 = sum M2_s + n_s (mean_s - mean)^2) and normalises its run in place.
+@group(0) @binding(1) var<storage, read_write> x4: array<vec4<f32>>;     // [B, C, HW / 4]
+// The slices' (mean, M2): written by stats_slices at binding 2, read by apply_slices at 4.
+@group(0) @binding(2) var<storage, read_write> slices_out: array<vec2<f32>>; // [B * G * SLICES]
+@group(0) @binding(4) var<storage, read> slices: array<vec2<f32>>;           // [B * G * SLICES]
+
+const SLICES: u32 = 16u;
+const CHUNK: u32 = 64u;
+
+// Vec4s of one group, the run of slice s: [start, end).
+fn slice_run(s: u32) -> vec2<u32> {
+    let n4 = (p.c / p.groups) * p.hw / 4u;
+    let per = (n4 + SLICES - 1u) / SLICES;
+    let start = min(s * per, n4);
+    return vec2<u32>(start, min(start + per, n4));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn stats_slices(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (id >= p.batch * p.groups * SLICES) {
+        return;
+    }
+    let n4 = (p.c / p.groups) * p.hw / 4u;
+    let base = (id / SLICES) * n4;
+    let run = slice_run(id % SLICES);
+    let count = f32(4u * (run.y - run.x));
+    if (run.y == run.x) {
+        slices_out[id] = vec2<f32>(0.0);
+        return;
+    }
+    var total = 0.0;
+    for (var c = run.x; c < run.y; c += CHUNK) {
+        var s = vec4<f32>(0.0);
+        for (var i = c; i < min(c + CHUNK, run.y); i++) {
+            s += x4[base + i];
+        }
+        total += sum4(s);
+    }
+    let mean0 = total / count;
+    var d1 = 0.0;
+    var d2 = 0.0;
+    for (var c = run.x; c < run.y; c += CHUNK) {
+        var s1 = vec4<f32>(0.0);
+        var s2 = vec4<f32>(0.0);
+        for (var i = c; i < min(c + CHUNK, run.y); i++) {
+            let d = x4[base + i] - mean0;
+            s1 += d;
+            s2 += d * d;
+        }
+        d1 += sum4(s1);
+        d2 += sum4(s2);
+    }
+    slices_out[id] = vec2<f32>(mean0 + d1 / count, max(d2 - d1 * d1 / count, 0.0));
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn apply_slices(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (id >= p.batch * p.groups * SLICES) {
+        return;
+    }
+    let group = id / SLICES;
+    let cpg = p.c / p.groups;
+    let n = f32(cpg * p.hw);
+    let first = group * SLICES;
+    var mean = 0.0;
+    for (var s = 0u; s < SLICES; s++) {
+        let run = slice_run(s);
+        mean += f32(4u * (run.y - run.x)) * slices[first + s].x;
+    }
+    mean /= n;
+    var m2 = 0.0;
+    for (var s = 0u; s < SLICES; s++) {
+        let run = slice_run(s);
+        let st = slices[first + s];
+        let dm = st.x - mean;
+        m2 += st.y + f32(4u * (run.y - run.x)) * dm * dm;
+    }
+    let inv_std = inverseSqrt(m2 / n + p.eps);
+    let n4 = cpg * p.hw / 4u;
+    let base = group * n4;
+    let c0 = (group % p.groups) * cpg;
+    let run = slice_run(id % SLICES);
+    for (var i = run.x; i < run.y; i++) {
+        let c = c0 + 4u * i / p.hw;
+        var y = (x4[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
+        if (p.relu != 0u) {
+            y = max(y, vec4<f32>(0.0));
+        }
+        x4[base + i] = y;
+    }
+}

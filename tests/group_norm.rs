@@ -1,6 +1,7 @@
 mod common;
 
 use common::{assert_close, gpu, random};
+use vit_hybrid::ops::group_norm::Variant;
 use vit_hybrid::ops::{Program, group_norm};
 
 /// Runs one GroupNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
@@ -21,23 +22,28 @@ fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f
         .collect();
     let gamma = random(seed + 1, c, 0.5, 1.5);
     let beta = random(seed + 2, c, -0.5, 0.5);
-    let (xb, gb, bb) = (
-        g.upload("x", &x),
-        g.upload("gamma", &gamma),
-        g.upload("beta", &beta),
-    );
-    let mut p = Program::new();
-    group_norm::record(&g, &mut p, shape, &xb, &gb, &bb);
-    p.run(&g).unwrap();
-    let got = g.read(&xb, x.len()).unwrap();
     let want = group_norm::cpu(shape, &x, &gamma, &beta);
-    assert_close(
-        &format!("group_norm {shape:?} offset {offset}"),
-        &got,
-        &want,
-        2e-5,
-        1e-4,
-    );
+    for v in [Variant::Workgroup, Variant::Slices] {
+        if !v.fits(shape) {
+            continue;
+        }
+        let (xb, gb, bb) = (
+            g.upload("x", &x),
+            g.upload("gamma", &gamma),
+            g.upload("beta", &beta),
+        );
+        let mut p = Program::new();
+        group_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb);
+        p.run(&g).unwrap();
+        let got = g.read(&xb, x.len()).unwrap();
+        assert_close(
+            &format!("group_norm {v:?} {shape:?} offset {offset}"),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
 }
 
 #[test]
@@ -67,6 +73,8 @@ fn large_common_offset() {
     // offset far past 100 x std costs the f32 mean ulp(offset) / 2 / std: it is no test of this.)
     check(2, 8, 31 * 31, 2, false, 100.0);
     check(1, 4, 513, 4, true, -100.0);
+    // The same through the slices (HW a multiple of 4).
+    check(1, 8, 32 * 32, 2, false, 100.0);
 }
 
 #[test]
@@ -75,4 +83,7 @@ fn big_group() {
     check(1, 16, 48 * 48, 2, true, 3.0);
     // The stem's and stage 1's group: 8 channels x 96x96 pixels.
     check(1, 16, 96 * 96, 2, false, 0.5);
+    // Fewer vec4s than slices, and runs that end mid-chunk.
+    check(2, 4, 4, 2, true, 0.0);
+    check(1, 6, 4 * 37, 3, false, 1.0);
 }

@@ -43,7 +43,34 @@ impl GroupNorm {
     }
 }
 
-/// Records `x = act(GroupNorm(x) * gamma + beta)`, in place.
+/// How the statistics are reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// A workgroup of 256 per (image, group), tree reductions (GPUs; any shape).
+    Workgroup,
+    /// 16 contiguous slices of a group per invocation, combined by Chan's formula, no
+    /// barriers (CPU adapters; HW a multiple of 4).
+    Slices,
+}
+
+/// Slices per group of [`Variant::Slices`] (`SLICES` in shaders/group_norm.wgsl).
+const SLICES: usize = 16;
+
+impl Variant {
+    pub fn choose(gpu: &Gpu, shape: GroupNorm) -> Self {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu && Self::Slices.fits(shape) {
+            Variant::Slices
+        } else {
+            Variant::Workgroup
+        }
+    }
+
+    pub fn fits(self, shape: GroupNorm) -> bool {
+        self == Variant::Workgroup || (shape.hw > 0 && shape.hw.is_multiple_of(4))
+    }
+}
+
+/// Records GroupNorm (+ ReLU) of `x` in place.
 pub fn record(
     gpu: &Gpu,
     program: &mut Program,
@@ -52,7 +79,32 @@ pub fn record(
     gamma: &wgpu::Buffer, // [c]
     beta: &wgpu::Buffer,  // [c]
 ) {
+    record_variant(
+        gpu,
+        program,
+        shape,
+        Variant::choose(gpu, shape),
+        x,
+        gamma,
+        beta,
+    );
+}
+
+/// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`.
+pub fn record_variant(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: GroupNorm,
+    variant: Variant,
+    x: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    beta: &wgpu::Buffer,
+) {
     shape.check();
+    assert!(
+        variant.fits(shape),
+        "group_norm: {variant:?} cannot take {shape:?}"
+    );
     let params = GroupNormParams {
         batch: shape.batch as u32,
         c: shape.c as u32,
@@ -62,6 +114,40 @@ pub fn record(
         relu: shape.relu as u32,
     };
     let n = (shape.batch * shape.c * shape.hw) as f64;
+    if variant == Variant::Slices {
+        let lanes = shape.batch * shape.groups * SLICES;
+        let slices = gpu.storage("group_norm.slices", 2 * lanes);
+        let stats = [Bind::from(x), Bind::from(&slices)];
+        let apply = [
+            Bind::from(x),
+            Bind::from(gamma),
+            Bind::from(beta),
+            Bind::from(&slices),
+        ];
+        for (entry, bindings, flops, bytes) in [
+            ("stats_slices", &stats[..], 5.0 * n, 8.0 * n),
+            (
+                "apply_slices",
+                &apply[..],
+                4.0 * n,
+                8.0 * n + 8.0 * shape.c as f64,
+            ),
+        ] {
+            program.push(
+                gpu,
+                Call {
+                    kernel: &KERNEL,
+                    entry,
+                    params,
+                    bindings,
+                    workgroups: grid_1d(lanes.div_ceil(64)),
+                    flops,
+                    bytes,
+                },
+            );
+        }
+        return;
+    }
     program.push(
         gpu,
         Call {
