@@ -132,7 +132,7 @@ fn main() {
             flops,
         );
         if conv2d::texture_1x1_fits(&gpu, c) {
-            let wt = conv2d::texture_1x1_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
+            let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
                 .expect("1x1 weight texture");
             let mut p = Program::new();
             conv2d::record_1x1_texture(&gpu, &mut p, c, &x, &wt, None, &y);

@@ -76,3 +76,56 @@ fn transpose(
     }
     textureStore(out, vec2<u32>(c, r), v);
 }
+
+// im2col: one image of a convolution's input [C, H, W] (from `image` in x) as the [K, OH * OW]
+// matrix texture of its patches, K = C * KH * KW in PyTorch's weight order (c, ky, kx): row k,
+// column oy * OW + ox holds x[c, oy * stride + ky - pad_top, ox * stride + kx - pad_left], zero
+// outside the image. The conv is then a texture product (src/ops/conv2d.rs).
+struct Im2colParams {
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad_top: u32,
+    pad_left: u32,
+    oh: u32,
+    ow: u32,
+    // Offset of the image in x, in floats.
+    image: u32,
+    // Texels per output row that hold pixels: ceil(oh * ow / 4).
+    texels: u32,
+}
+
+@group(0) @binding(0) var<uniform> ip: Im2colParams;
+
+@compute @workgroup_size(64, 1, 1)
+fn im2col(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let khw = ip.kh * ip.kw;
+    if (i >= ip.c * khw * ip.texels) {
+        return;
+    }
+    let k = i / ip.texels;
+    let t = i % ip.texels;
+    let c = k / khw;
+    let ky = (k % khw) / ip.kw;
+    let kx = k % ip.kw;
+    let plane = ip.image + c * ip.h * ip.w;
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let px = 4u * t + e;
+        // Unsigned wrap-around makes a position left of or above the image fail `< w` / `< h`.
+        let iy = (px / ip.ow) * ip.stride + ky - ip.pad_top;
+        let ix = (px % ip.ow) * ip.stride + kx - ip.pad_left;
+        if (px < ip.oh * ip.ow && iy < ip.h && ix < ip.w) {
+            v[e] = x[plane + iy * ip.w + ix];
+        }
+    }
+    textureStore(out, vec2<u32>(t, k), v);
+}

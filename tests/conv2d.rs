@@ -201,7 +201,7 @@ fn texture_1x1_product_matches_the_reference() {
         let wv = random(2, shape.weight_len(), -0.5, 0.5);
         let b = random(3, cout, -0.5, 0.5);
         let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
-        let wt = conv2d::texture_1x1_weight(&g, "w", &wv, cout, cin).unwrap();
+        let wt = conv2d::texture_weight(&g, "w", &wv, cout, cin).unwrap();
         let yb = g.storage("y", shape.out_len());
         let mut p = Program::new();
         let bias_b = bias.then_some(&bb);
@@ -211,6 +211,51 @@ fn texture_1x1_product_matches_the_reference() {
         let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
         assert_close(
             &format!("conv2d texture 1x1 {shape:?} bias {bias}"),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
+}
+
+/// CPU adapters run other convs with patches of >= 128 values as im2col into a texture and a
+/// texture product: SAME 3x3 (stride 1 and 2), the 7x7/2 stem, a strided 1x1, a valid 2x2
+/// patch conv with a bias, batches of 2-3 and odd sizes.
+#[test]
+fn texture_im2col_product_matches_the_reference() {
+    let g = gpu();
+    let cases = [
+        (Conv2d::same(2, 16, 9, 11, 19, 3, 1), false),
+        (Conv2d::same(3, 20, 10, 7, 8, 3, 2), false),
+        (Conv2d::same(1, 3, 29, 30, 16, 7, 2), false),
+        (Conv2d::same(2, 130, 9, 9, 12, 1, 2), false),
+        (Conv2d::valid(2, 33, 8, 6, 20, 2, 2), true),
+    ];
+    for (shape, bias) in cases {
+        if !conv2d::texture_im2col_fits(&g, shape) {
+            assert_ne!(
+                g.info.device_type,
+                wgpu::DeviceType::Cpu,
+                "{shape:?} should fit"
+            );
+            eprintln!("{}: not a CPU adapter, im2col path not used", g.info.name);
+            return;
+        }
+        let x = random(4, shape.in_len(), -1.0, 1.0);
+        let wv = random(5, shape.weight_len(), -0.5, 0.5);
+        let b = random(6, shape.cout, -0.5, 0.5);
+        let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
+        let wt = conv2d::texture_weight(&g, "w", &wv, shape.cout, shape.k()).unwrap();
+        let yb = g.storage("y", shape.out_len());
+        let mut p = Program::new();
+        let bias_b = bias.then_some(&bb);
+        conv2d::record_im2col_texture(&g, &mut p, shape, &xb, &wt, bias_b, &yb);
+        p.run(&g).unwrap();
+        let got = g.read(&yb, shape.out_len()).unwrap();
+        let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
+        assert_close(
+            &format!("conv2d im2col texture {shape:?} bias {bias}"),
             &got,
             &want,
             2e-5,

@@ -20,7 +20,7 @@ const GN_EPS: f32 = 1e-5;
 /// A weight-standardised conv followed by GroupNorm (+ ReLU).
 pub struct ConvNorm {
     pub weight: wgpu::Buffer, // [cout, cin, k, k], standardised
-    /// The same as a [cout, cin] matrix texture for 1x1 stride-1 convs on CPU adapters.
+    /// The same as a [cout, cin * k * k] matrix texture (CPU adapters).
     pub texture: Option<MatrixTexture>,
     pub gamma: wgpu::Buffer, // [cout]
     pub beta: wgpu::Buffer,  // [cout]
@@ -35,14 +35,11 @@ impl ConvNorm {
         let (cout, cin) = (t.shape[0], t.shape[1]);
         let standardized = standardize(&t.data, cout, WS_EPS);
         let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-        let texture = if cpu && t.shape[2..] == [1, 1] && stride == 1 && cin.is_multiple_of(4) {
-            Some(conv2d::texture_1x1_weight(
-                gpu,
-                conv,
-                &standardized,
-                cout,
-                cin,
-            )?)
+        // CPU adapters run most convs as texture products (conv2d::texture_1x1_fits,
+        // texture_im2col_fits), whose weight operand is this [cout, cin * k * k] texture.
+        let k = cin * t.shape[2..].iter().product::<usize>();
+        let texture = if cpu {
+            Some(conv2d::texture_weight(gpu, conv, &standardized, cout, k)?)
         } else {
             None
         };
@@ -74,6 +71,9 @@ impl ConvNorm {
         match &self.texture {
             Some(t) if conv2d::texture_1x1_fits(gpu, shape) => {
                 conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
+            }
+            Some(t) if conv2d::texture_im2col_fits(gpu, shape) => {
+                conv2d::record_im2col_texture(gpu, p, shape, x, t, None, y);
             }
             _ => conv2d::record(gpu, p, shape, x, &self.weight, None, y),
         }

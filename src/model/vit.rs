@@ -64,7 +64,7 @@ pub struct EncoderLayer {
 
 pub struct Vit {
     pub projection: Dense, // weight [hidden, C, ph, pw]
-    /// A 1x1 projection's weight as a [hidden, C] matrix texture (CPU adapters).
+    /// The projection's weight as a [hidden, C * ph * pw] matrix texture (CPU adapters).
     pub projection_texture: Option<MatrixTexture>,
     pub cls_token: wgpu::Buffer,           // [hidden]
     pub position_embeddings: wgpu::Buffer, // [seq, hidden]
@@ -165,8 +165,8 @@ impl Vit {
         // A conv weight [hidden, C, ph, pw], kept f32: conv2d reads it as [hidden, C * ph * pw].
         let (proj_out, proj_in) = (pw.shape[0], pw.shape[1..].iter().product());
         let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-        let projection_texture = if cpu && pw.shape[2..] == [1, 1] && proj_in % 4 == 0 {
-            Some(conv2d::texture_1x1_weight(
+        let projection_texture = if cpu {
+            Some(conv2d::texture_weight(
                 gpu, proj, &pw.data, proj_out, proj_in,
             )?)
         } else {
@@ -330,6 +330,9 @@ impl Vit {
         match &self.projection_texture {
             Some(t) if conv2d::texture_1x1_fits(gpu, conv) => {
                 conv2d::record_1x1_texture(gpu, p, conv, features, t, bias, &bufs.projection);
+            }
+            Some(t) if conv2d::texture_im2col_fits(gpu, conv) => {
+                conv2d::record_im2col_texture(gpu, p, conv, features, t, bias, &bufs.projection);
             }
             _ => conv2d::record(
                 gpu,

@@ -409,7 +409,7 @@ pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
 
 /// CPU adapters: a 1x1, stride-1, unpadded conv is y[b] = W x[b] with x[b] the [cin, h * w]
 /// matrix of image b, so it runs as linear's texture product (shaders/linear.wgsl): W as
-/// the x operand ([cout, cin] texture made at load, [`texture_1x1_weight`]) and the input as
+/// the x operand ([cout, cin] texture made at load, [`texture_weight`]) and the input as
 /// the transposed-weight operand, its [batch * cin, h * w] rows copied into a texture once per
 /// conv (reads that are 2-3x cheaper than buffer loads on lavapipe).
 pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
@@ -424,22 +424,140 @@ pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), shape.cin)
 }
 
-/// The [cout, cin] weight of a 1x1 conv as [`record_1x1_texture`] reads it.
-pub fn texture_1x1_weight(
+/// A conv's weight [cout, cin, kh, kw] as the [cout, cin * kh * kw] matrix texture that
+/// [`record_1x1_texture`] and [`record_im2col_texture`] read.
+pub fn texture_weight(
     gpu: &Gpu,
     label: &str,
     w: &[f32],
     cout: usize,
-    cin: usize,
+    k: usize,
 ) -> Result<MatrixTexture> {
     MatrixTexture::upload(
         gpu,
         label,
         w,
-        (cout, cin),
+        (cout, k),
         cout.next_multiple_of(linear::TEXTURE_ROWS),
         TexelFormat::F32,
     )
+}
+
+/// CPU adapters: any other conv whose patches are at least 128 long (shorter ones do not pay
+/// for the copy, as with [`texture_1x1_fits`]) runs as im2col, one image at a time, into a
+/// [cin * kh * kw, oh * ow] matrix texture, and a texture product with the weight.
+pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
+    let (k, ohw) = (shape.k(), shape.oh * shape.ow);
+    let patches = (
+        k.next_multiple_of(4),
+        ohw.next_multiple_of(linear::TEXTURE_COLS),
+    );
+    gpu.info.device_type == wgpu::DeviceType::Cpu
+        && k >= 128
+        && matrix_texture::fits(gpu, patches.0, patches.1)
+        && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), k)
+}
+
+/// Keep in sync with `Im2colParams` in shaders/to_texture.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Im2colParams {
+    c: u32,
+    h: u32,
+    w: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad_top: u32,
+    pad_left: u32,
+    oh: u32,
+    ow: u32,
+    image: u32,
+    texels: u32,
+}
+
+/// Records a conv that [`texture_im2col_fits`]: per image, its patches into a texture (one
+/// texture shared by every image and every conv of this size), then the product.
+pub fn record_im2col_texture(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Conv2d,
+    x: &wgpu::Buffer,            // [batch, cin, h, w]
+    w: &MatrixTexture,           // [cout, cin * kh * kw]
+    bias: Option<&wgpu::Buffer>, // [cout]
+    y: &wgpu::Buffer,            // [batch, cout, oh, ow]
+) {
+    assert!(
+        texture_im2col_fits(gpu, shape),
+        "conv2d: {shape:?} does not fit im2col textures"
+    );
+    check_buffer("x", x, shape.in_len(), &shape);
+    check_buffer("y", y, shape.out_len(), &shape);
+    let (k, ohw) = (shape.k(), shape.oh * shape.ow);
+    let patches = program
+        .scratch_texture(
+            gpu,
+            (k, ohw),
+            (
+                k.next_multiple_of(4),
+                ohw.next_multiple_of(linear::TEXTURE_COLS),
+            ),
+        )
+        .expect("texture_im2col_fits checked the size");
+    let u = |v: usize| u32::try_from(v).expect("conv2d size fits in u32");
+    let texels = ohw.div_ceil(4);
+    let operand = Weight {
+        store: WeightStore::Texture(patches.clone()),
+        format: WeightFormat::F32,
+        n: ohw,
+        k,
+    };
+    for b in 0..shape.batch {
+        program.push(
+            gpu,
+            Call {
+                kernel: &to_texture::KERNEL,
+                entry: "im2col",
+                params: Im2colParams {
+                    c: u(shape.cin),
+                    h: u(shape.h),
+                    w: u(shape.w),
+                    kh: u(shape.kh),
+                    kw: u(shape.kw),
+                    stride: u(shape.stride),
+                    pad_top: u(shape.pad_top),
+                    pad_left: u(shape.pad_left),
+                    oh: u(shape.oh),
+                    ow: u(shape.ow),
+                    image: u(b * shape.cin * shape.h * shape.w),
+                    texels: u(texels),
+                },
+                bindings: &[Bind::from(x), Bind::from(&patches.view)],
+                workgroups: grid_1d((k * texels).div_ceil(64)),
+                flops: 0.0,
+                bytes: 32.0 * (k * texels) as f64,
+            },
+        );
+        let product = Linear {
+            row_bias: true,
+            at: linear::Offsets {
+                y_offset: b * shape.cout * ohw,
+                ..Default::default()
+            },
+            ..Linear::new(shape.cout, ohw, k)
+        };
+        linear::record_io(
+            gpu,
+            program,
+            product,
+            linear::Variant::TextureF32,
+            Place::Texture(w),
+            &operand,
+            bias,
+            None,
+            Place::Buffer(y),
+        );
+    }
 }
 
 /// Records a conv that [`texture_1x1_fits`] as one input copy and one product per image.
