@@ -120,6 +120,11 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Print a shader as the GPU gets it (its `#for` blocks expanded), or list the shaders.
+    Shader {
+        /// Shader name (e.g. linear, conv2d); without it, the list.
+        name: Option<String>,
+    },
 }
 
 /// Arguments of `vit-hybrid gui`.
@@ -489,6 +494,22 @@ fn info(model: &Model) -> Result<()> {
     Ok(())
 }
 
+fn shader_cmd(name: Option<&str>) -> Result<()> {
+    let kernels = vit_hybrid::ops::ALL_KERNELS;
+    let Some(name) = name else {
+        for k in kernels {
+            println!("{}", k.name);
+        }
+        return Ok(());
+    };
+    let names: Vec<&str> = kernels.iter().map(|k| k.name).collect();
+    let k = kernels.iter().find(|k| k.name == name).ok_or_else(|| {
+        anyhow::anyhow!("no shader named {name:?}; shaders: {}", names.join(", "))
+    })?;
+    print!("{}", k.source);
+    Ok(())
+}
+
 fn preprocess_cmd(model: &str, image: &Path, out: &Path) -> Result<()> {
     let dir = hub::resolve(model)?;
     let cfg = preprocess::PreprocessConfig::load(&dir.join("preprocessor_config.json"))?;
@@ -532,6 +553,7 @@ fn run() -> Result<bool> {
             preprocess_cmd(&model, &image, &out).map(|_| true)
         }
         Command::Info { model } => info(&open(&model)?).map(|_| true),
+        Command::Shader { name } => shader_cmd(name.as_deref()).map(|_| true),
         Command::Bench {
             model,
             random_config,

@@ -509,3 +509,26 @@ fn lying_headers_and_truncated_files_fail_alone() {
         "the good photo is still classified"
     );
 }
+
+/// `shader` lists the shaders and prints one as the GPU gets it: templates expanded, the
+/// written-out accumulators there, no directive left.
+#[test]
+fn shader_prints_the_expanded_source() {
+    let (code, list, _) = run(&["shader"]);
+    assert_eq!(code, 0);
+    assert!(list.lines().any(|l| l == "linear") && list.lines().any(|l| l == "conv2d"));
+    let (code, src, _) = run(&["shader", "linear"]);
+    assert_eq!(code, 0);
+    assert!(src.contains("fn main_texture_f32_to_buffer4("), "{src}");
+    assert!(src.contains("a15_2 +="), "accumulators written out");
+    assert!(
+        !src.contains("// #for") && !src.contains("{r}"),
+        "templates expanded"
+    );
+    let (code, _, err) = run(&["shader", "no-such-shader"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no shader named") && err.contains("linear"),
+        "{err}"
+    );
+}
