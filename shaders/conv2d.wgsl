@@ -29,8 +29,9 @@
 //                GPU its 512 accumulators would overflow the registers.
 //   _cpu64:      8x2 invocations owning 32x16: a 64-cout tile for convs with 64 or fewer couts,
 //                which leave half of a 128-cout tile idle (~1.5x faster on those).
-// Accumulators are touched with constant indices only (fmas and stores written out): only
-// then do CPU drivers keep them out of memory that every step reloads.
+// Accumulators are touched with constant indices only (fmas and stores written out by
+// src/shader_template.rs from one template per block): only then do CPU drivers keep them out
+// of memory that every step reloads.
 // Grid: x/y hold the pixel tile (spread by grid_1d past 65535), z the cout tile.
 // Keep `Params` in sync with `Conv2dParams` in src/ops/conv2d.rs.
 
@@ -122,26 +123,18 @@ fn w_scalar(co: u32, k: u32) -> vec4<f32> {
 // The first `rows` couts of the tile (TILE, or 64 for narrow tiles). Invocation t of nt fills
 // quads t, t + nt, ...; consecutive invocations take consecutive k quads of the same rows, so a
 // row's 64 bytes are read together.
-fn load_w_vec4(t: u32, nt: u32, rows: u32, co0: u32, k0: u32) {
+// #for F in vec4 scalar
+fn load_w_{F}(t: u32, nt: u32, rows: u32, co0: u32, k0: u32) {
     for (var i = t; i < (rows / 4u) * (TK / 4u); i += nt) {
         let g = i / (TK / 4u);
         let qk = i % (TK / 4u);
         let k = k0 + 4u * qk;
         let c = co0 + 4u * g;
-        put_w(g, qk, mat4x4<f32>(w_vec4(c, k), w_vec4(c + 1u, k), w_vec4(c + 2u, k), w_vec4(c + 3u, k)));
+        put_w(g, qk, mat4x4<f32>(w_{F}(c, k), w_{F}(c + 1u, k), w_{F}(c + 2u, k), w_{F}(c + 3u, k)));
     }
 }
 
-fn load_w_scalar(t: u32, nt: u32, rows: u32, co0: u32, k0: u32) {
-    for (var i = t; i < (rows / 4u) * (TK / 4u); i += nt) {
-        let g = i / (TK / 4u);
-        let qk = i % (TK / 4u);
-        let k = k0 + 4u * qk;
-        let c = co0 + 4u * g;
-        put_w(g, qk, mat4x4<f32>(w_scalar(c, k), w_scalar(c + 1u, k), w_scalar(c + 2u, k), w_scalar(c + 3u, k)));
-    }
-}
-
+// #end
 // ---- col tile ----
 // A call fills quads first, first + step, ...: pixel quad g = i % 32, k quad i / 32. step is a
 // multiple of 32, so a call keeps to pixel quad first % 32 for the whole K loop, and where its
@@ -238,181 +231,6 @@ fn load_col_gather(first: u32, step: u32, t: Taps, k0: u32) {
     }
 }
 
-// ---- multiply ----
-// TK steps of an 8x8 block on 16x16 invocations: acc[2 * i + j] holds cout row i of the block
-// (tile row 4 * lid.y + 64 * (i / 4) + i % 4), tile pixels 4 * lid.x + 64 * j + 0..4.
-fn step_8x8(acc: ptr<function, array<vec4<f32>, 16>>, lid: vec3<u32>) {
-    for (var kk = 0u; kk < TK; kk++) {
-        let a0 = ws[kk][lid.y];
-        let a1 = ws[kk][lid.y + 16u];
-        let b0 = cs[kk][lid.x];
-        let b1 = cs[kk][lid.x + 16u];
-        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-        (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-        (*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-        (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-        (*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-        (*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-        (*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-        (*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-        (*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-        (*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-        (*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-        (*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-        (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
-    }
-}
-
-// TK steps of a 32x16 block on 8 x wy invocations: acc[4 * i + j] holds cout row i of the
-// block (tile row 4 * lid.y + 4 * wy * (i / 4) + i % 4), tile pixels 4 * lid.x + 32 * j + 0..4.
-fn step_32x16(acc: ptr<function, array<vec4<f32>, 128>>, lid: vec3<u32>, wy: u32) {
-    for (var kk = 0u; kk < TK; kk++) {
-        let a0 = ws[kk][lid.y];
-        let a1 = ws[kk][lid.y + wy];
-        let a2 = ws[kk][lid.y + 2u * wy];
-        let a3 = ws[kk][lid.y + 3u * wy];
-        let a4 = ws[kk][lid.y + 4u * wy];
-        let a5 = ws[kk][lid.y + 5u * wy];
-        let a6 = ws[kk][lid.y + 6u * wy];
-        let a7 = ws[kk][lid.y + 7u * wy];
-        let b0 = cs[kk][lid.x];
-        let b1 = cs[kk][lid.x + 8u];
-        let b2 = cs[kk][lid.x + 16u];
-        let b3 = cs[kk][lid.x + 24u];
-        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(a0.x), b2, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(a0.x), b3, (*acc)[3]);
-        (*acc)[4] = fma(vec4<f32>(a0.y), b0, (*acc)[4]);
-        (*acc)[5] = fma(vec4<f32>(a0.y), b1, (*acc)[5]);
-        (*acc)[6] = fma(vec4<f32>(a0.y), b2, (*acc)[6]);
-        (*acc)[7] = fma(vec4<f32>(a0.y), b3, (*acc)[7]);
-        (*acc)[8] = fma(vec4<f32>(a0.z), b0, (*acc)[8]);
-        (*acc)[9] = fma(vec4<f32>(a0.z), b1, (*acc)[9]);
-        (*acc)[10] = fma(vec4<f32>(a0.z), b2, (*acc)[10]);
-        (*acc)[11] = fma(vec4<f32>(a0.z), b3, (*acc)[11]);
-        (*acc)[12] = fma(vec4<f32>(a0.w), b0, (*acc)[12]);
-        (*acc)[13] = fma(vec4<f32>(a0.w), b1, (*acc)[13]);
-        (*acc)[14] = fma(vec4<f32>(a0.w), b2, (*acc)[14]);
-        (*acc)[15] = fma(vec4<f32>(a0.w), b3, (*acc)[15]);
-        (*acc)[16] = fma(vec4<f32>(a1.x), b0, (*acc)[16]);
-        (*acc)[17] = fma(vec4<f32>(a1.x), b1, (*acc)[17]);
-        (*acc)[18] = fma(vec4<f32>(a1.x), b2, (*acc)[18]);
-        (*acc)[19] = fma(vec4<f32>(a1.x), b3, (*acc)[19]);
-        (*acc)[20] = fma(vec4<f32>(a1.y), b0, (*acc)[20]);
-        (*acc)[21] = fma(vec4<f32>(a1.y), b1, (*acc)[21]);
-        (*acc)[22] = fma(vec4<f32>(a1.y), b2, (*acc)[22]);
-        (*acc)[23] = fma(vec4<f32>(a1.y), b3, (*acc)[23]);
-        (*acc)[24] = fma(vec4<f32>(a1.z), b0, (*acc)[24]);
-        (*acc)[25] = fma(vec4<f32>(a1.z), b1, (*acc)[25]);
-        (*acc)[26] = fma(vec4<f32>(a1.z), b2, (*acc)[26]);
-        (*acc)[27] = fma(vec4<f32>(a1.z), b3, (*acc)[27]);
-        (*acc)[28] = fma(vec4<f32>(a1.w), b0, (*acc)[28]);
-        (*acc)[29] = fma(vec4<f32>(a1.w), b1, (*acc)[29]);
-        (*acc)[30] = fma(vec4<f32>(a1.w), b2, (*acc)[30]);
-        (*acc)[31] = fma(vec4<f32>(a1.w), b3, (*acc)[31]);
-        (*acc)[32] = fma(vec4<f32>(a2.x), b0, (*acc)[32]);
-        (*acc)[33] = fma(vec4<f32>(a2.x), b1, (*acc)[33]);
-        (*acc)[34] = fma(vec4<f32>(a2.x), b2, (*acc)[34]);
-        (*acc)[35] = fma(vec4<f32>(a2.x), b3, (*acc)[35]);
-        (*acc)[36] = fma(vec4<f32>(a2.y), b0, (*acc)[36]);
-        (*acc)[37] = fma(vec4<f32>(a2.y), b1, (*acc)[37]);
-        (*acc)[38] = fma(vec4<f32>(a2.y), b2, (*acc)[38]);
-        (*acc)[39] = fma(vec4<f32>(a2.y), b3, (*acc)[39]);
-        (*acc)[40] = fma(vec4<f32>(a2.z), b0, (*acc)[40]);
-        (*acc)[41] = fma(vec4<f32>(a2.z), b1, (*acc)[41]);
-        (*acc)[42] = fma(vec4<f32>(a2.z), b2, (*acc)[42]);
-        (*acc)[43] = fma(vec4<f32>(a2.z), b3, (*acc)[43]);
-        (*acc)[44] = fma(vec4<f32>(a2.w), b0, (*acc)[44]);
-        (*acc)[45] = fma(vec4<f32>(a2.w), b1, (*acc)[45]);
-        (*acc)[46] = fma(vec4<f32>(a2.w), b2, (*acc)[46]);
-        (*acc)[47] = fma(vec4<f32>(a2.w), b3, (*acc)[47]);
-        (*acc)[48] = fma(vec4<f32>(a3.x), b0, (*acc)[48]);
-        (*acc)[49] = fma(vec4<f32>(a3.x), b1, (*acc)[49]);
-        (*acc)[50] = fma(vec4<f32>(a3.x), b2, (*acc)[50]);
-        (*acc)[51] = fma(vec4<f32>(a3.x), b3, (*acc)[51]);
-        (*acc)[52] = fma(vec4<f32>(a3.y), b0, (*acc)[52]);
-        (*acc)[53] = fma(vec4<f32>(a3.y), b1, (*acc)[53]);
-        (*acc)[54] = fma(vec4<f32>(a3.y), b2, (*acc)[54]);
-        (*acc)[55] = fma(vec4<f32>(a3.y), b3, (*acc)[55]);
-        (*acc)[56] = fma(vec4<f32>(a3.z), b0, (*acc)[56]);
-        (*acc)[57] = fma(vec4<f32>(a3.z), b1, (*acc)[57]);
-        (*acc)[58] = fma(vec4<f32>(a3.z), b2, (*acc)[58]);
-        (*acc)[59] = fma(vec4<f32>(a3.z), b3, (*acc)[59]);
-        (*acc)[60] = fma(vec4<f32>(a3.w), b0, (*acc)[60]);
-        (*acc)[61] = fma(vec4<f32>(a3.w), b1, (*acc)[61]);
-        (*acc)[62] = fma(vec4<f32>(a3.w), b2, (*acc)[62]);
-        (*acc)[63] = fma(vec4<f32>(a3.w), b3, (*acc)[63]);
-        (*acc)[64] = fma(vec4<f32>(a4.x), b0, (*acc)[64]);
-        (*acc)[65] = fma(vec4<f32>(a4.x), b1, (*acc)[65]);
-        (*acc)[66] = fma(vec4<f32>(a4.x), b2, (*acc)[66]);
-        (*acc)[67] = fma(vec4<f32>(a4.x), b3, (*acc)[67]);
-        (*acc)[68] = fma(vec4<f32>(a4.y), b0, (*acc)[68]);
-        (*acc)[69] = fma(vec4<f32>(a4.y), b1, (*acc)[69]);
-        (*acc)[70] = fma(vec4<f32>(a4.y), b2, (*acc)[70]);
-        (*acc)[71] = fma(vec4<f32>(a4.y), b3, (*acc)[71]);
-        (*acc)[72] = fma(vec4<f32>(a4.z), b0, (*acc)[72]);
-        (*acc)[73] = fma(vec4<f32>(a4.z), b1, (*acc)[73]);
-        (*acc)[74] = fma(vec4<f32>(a4.z), b2, (*acc)[74]);
-        (*acc)[75] = fma(vec4<f32>(a4.z), b3, (*acc)[75]);
-        (*acc)[76] = fma(vec4<f32>(a4.w), b0, (*acc)[76]);
-        (*acc)[77] = fma(vec4<f32>(a4.w), b1, (*acc)[77]);
-        (*acc)[78] = fma(vec4<f32>(a4.w), b2, (*acc)[78]);
-        (*acc)[79] = fma(vec4<f32>(a4.w), b3, (*acc)[79]);
-        (*acc)[80] = fma(vec4<f32>(a5.x), b0, (*acc)[80]);
-        (*acc)[81] = fma(vec4<f32>(a5.x), b1, (*acc)[81]);
-        (*acc)[82] = fma(vec4<f32>(a5.x), b2, (*acc)[82]);
-        (*acc)[83] = fma(vec4<f32>(a5.x), b3, (*acc)[83]);
-        (*acc)[84] = fma(vec4<f32>(a5.y), b0, (*acc)[84]);
-        (*acc)[85] = fma(vec4<f32>(a5.y), b1, (*acc)[85]);
-        (*acc)[86] = fma(vec4<f32>(a5.y), b2, (*acc)[86]);
-        (*acc)[87] = fma(vec4<f32>(a5.y), b3, (*acc)[87]);
-        (*acc)[88] = fma(vec4<f32>(a5.z), b0, (*acc)[88]);
-        (*acc)[89] = fma(vec4<f32>(a5.z), b1, (*acc)[89]);
-        (*acc)[90] = fma(vec4<f32>(a5.z), b2, (*acc)[90]);
-        (*acc)[91] = fma(vec4<f32>(a5.z), b3, (*acc)[91]);
-        (*acc)[92] = fma(vec4<f32>(a5.w), b0, (*acc)[92]);
-        (*acc)[93] = fma(vec4<f32>(a5.w), b1, (*acc)[93]);
-        (*acc)[94] = fma(vec4<f32>(a5.w), b2, (*acc)[94]);
-        (*acc)[95] = fma(vec4<f32>(a5.w), b3, (*acc)[95]);
-        (*acc)[96] = fma(vec4<f32>(a6.x), b0, (*acc)[96]);
-        (*acc)[97] = fma(vec4<f32>(a6.x), b1, (*acc)[97]);
-        (*acc)[98] = fma(vec4<f32>(a6.x), b2, (*acc)[98]);
-        (*acc)[99] = fma(vec4<f32>(a6.x), b3, (*acc)[99]);
-        (*acc)[100] = fma(vec4<f32>(a6.y), b0, (*acc)[100]);
-        (*acc)[101] = fma(vec4<f32>(a6.y), b1, (*acc)[101]);
-        (*acc)[102] = fma(vec4<f32>(a6.y), b2, (*acc)[102]);
-        (*acc)[103] = fma(vec4<f32>(a6.y), b3, (*acc)[103]);
-        (*acc)[104] = fma(vec4<f32>(a6.z), b0, (*acc)[104]);
-        (*acc)[105] = fma(vec4<f32>(a6.z), b1, (*acc)[105]);
-        (*acc)[106] = fma(vec4<f32>(a6.z), b2, (*acc)[106]);
-        (*acc)[107] = fma(vec4<f32>(a6.z), b3, (*acc)[107]);
-        (*acc)[108] = fma(vec4<f32>(a6.w), b0, (*acc)[108]);
-        (*acc)[109] = fma(vec4<f32>(a6.w), b1, (*acc)[109]);
-        (*acc)[110] = fma(vec4<f32>(a6.w), b2, (*acc)[110]);
-        (*acc)[111] = fma(vec4<f32>(a6.w), b3, (*acc)[111]);
-        (*acc)[112] = fma(vec4<f32>(a7.x), b0, (*acc)[112]);
-        (*acc)[113] = fma(vec4<f32>(a7.x), b1, (*acc)[113]);
-        (*acc)[114] = fma(vec4<f32>(a7.x), b2, (*acc)[114]);
-        (*acc)[115] = fma(vec4<f32>(a7.x), b3, (*acc)[115]);
-        (*acc)[116] = fma(vec4<f32>(a7.y), b0, (*acc)[116]);
-        (*acc)[117] = fma(vec4<f32>(a7.y), b1, (*acc)[117]);
-        (*acc)[118] = fma(vec4<f32>(a7.y), b2, (*acc)[118]);
-        (*acc)[119] = fma(vec4<f32>(a7.y), b3, (*acc)[119]);
-        (*acc)[120] = fma(vec4<f32>(a7.z), b0, (*acc)[120]);
-        (*acc)[121] = fma(vec4<f32>(a7.z), b1, (*acc)[121]);
-        (*acc)[122] = fma(vec4<f32>(a7.z), b2, (*acc)[122]);
-        (*acc)[123] = fma(vec4<f32>(a7.z), b3, (*acc)[123]);
-        (*acc)[124] = fma(vec4<f32>(a7.w), b0, (*acc)[124]);
-        (*acc)[125] = fma(vec4<f32>(a7.w), b1, (*acc)[125]);
-        (*acc)[126] = fma(vec4<f32>(a7.w), b2, (*acc)[126]);
-        (*acc)[127] = fma(vec4<f32>(a7.w), b3, (*acc)[127]);
-    }
-}
-
 // ---- output ----
 
 // Where y[b, 0, pix] of pixel q lies, for pixels q..q+4 of one image (oh*ow a multiple of 4);
@@ -467,125 +285,66 @@ fn store_scalar(co: u32, o: vec4<u32>, v: vec4<f32>) {
     }
 }
 
-// Block (i, j) of the accumulators goes to cout r0 + its row, pixels c0 + its column.
-fn finish_8x8_vec4(acc: ptr<function, array<vec4<f32>, 16>>, r0: u32, c0: u32) {
-    let y0 = out_vec4(c0);
-    let y1 = out_vec4(c0 + 64u);
-    store_vec4(r0, y0, (*acc)[0]); store_vec4(r0, y1, (*acc)[1]);
-    store_vec4(r0 + 1u, y0, (*acc)[2]); store_vec4(r0 + 1u, y1, (*acc)[3]);
-    store_vec4(r0 + 2u, y0, (*acc)[4]); store_vec4(r0 + 2u, y1, (*acc)[5]);
-    store_vec4(r0 + 3u, y0, (*acc)[6]); store_vec4(r0 + 3u, y1, (*acc)[7]);
-    store_vec4(r0 + 64u, y0, (*acc)[8]); store_vec4(r0 + 64u, y1, (*acc)[9]);
-    store_vec4(r0 + 65u, y0, (*acc)[10]); store_vec4(r0 + 65u, y1, (*acc)[11]);
-    store_vec4(r0 + 66u, y0, (*acc)[12]); store_vec4(r0 + 66u, y1, (*acc)[13]);
-    store_vec4(r0 + 67u, y0, (*acc)[14]); store_vec4(r0 + 67u, y1, (*acc)[15]);
+// ---- multiply ----
+// One source for every block: BR couts x BC pixels on WX x wy invocations (8x8 on 16x16 for
+// GPUs, 32x16 on 8x4 or 8x2 for CPU adapters), written out by the template so that the
+// accumulators are indexed by constants only.
+// #for (BR, BC, WX) in (8, 8, 16) (32, 16, 8)
+// TK steps of the {BR}x{BC} block on {WX} x wy invocations: acc[{BC / 4} * i + j] holds cout row i of
+// the block (tile row 4 * lid.y + 4 * wy * (i / 4) + i % 4), tile pixels 4 * lid.x + {4 * WX} * j + 0..4.
+fn step_{BR}x{BC}(acc: ptr<function, array<vec4<f32>, {BR * BC / 4}>>, lid: vec3<u32>, wy: u32) {
+    for (var kk = 0u; kk < TK; kk++) {
+// #for i in 0..BR / 4
+        let a{i} = ws[kk][lid.y + {i}u * wy];
+// #end
+// #for j in 0..BC / 4
+        let b{j} = cs[kk][lid.x + {WX * j}u];
+// #end
+// #for i in 0..BR / 4
+// #for (C, e) in (x, 0) (y, 1) (z, 2) (w, 3)
+// #for j in 0..BC / 4
+        (*acc)[{BC * i + BC / 4 * e + j}] = fma(vec4<f32>(a{i}.{C}), b{j}, (*acc)[{BC * i + BC / 4 * e + j}]);
+// #end
+// #end
+// #end
+    }
 }
 
-fn finish_32x16_vec4(acc: ptr<function, array<vec4<f32>, 128>>, r0: u32, c0: u32, wy: u32) {
-    let y0 = out_vec4(c0);
-    let y1 = out_vec4(c0 + 32u);
-    let y2 = out_vec4(c0 + 64u);
-    let y3 = out_vec4(c0 + 96u);
+// The block's epilogue, stored with out_/store_scalar (any shape) or out_/store_vec4: block
+// (i, j) of the accumulators goes to cout r0 + its row, pixels c0 + its column.
+// #for OUT in scalar vec4
+fn finish_{BR}x{BC}_{OUT}(acc: ptr<function, array<vec4<f32>, {BR * BC / 4}>>, r0: u32, c0: u32, wy: u32) {
+// #for j in 0..BC / 4
+    let y{j} = out_{OUT}(c0 + {4 * WX * j}u);
+// #end
     let rs = 4u * wy;
-    store_vec4(r0, y0, (*acc)[0]); store_vec4(r0, y1, (*acc)[1]); store_vec4(r0, y2, (*acc)[2]); store_vec4(r0, y3, (*acc)[3]);
-    store_vec4(r0 + 1u, y0, (*acc)[4]); store_vec4(r0 + 1u, y1, (*acc)[5]); store_vec4(r0 + 1u, y2, (*acc)[6]); store_vec4(r0 + 1u, y3, (*acc)[7]);
-    store_vec4(r0 + 2u, y0, (*acc)[8]); store_vec4(r0 + 2u, y1, (*acc)[9]); store_vec4(r0 + 2u, y2, (*acc)[10]); store_vec4(r0 + 2u, y3, (*acc)[11]);
-    store_vec4(r0 + 3u, y0, (*acc)[12]); store_vec4(r0 + 3u, y1, (*acc)[13]); store_vec4(r0 + 3u, y2, (*acc)[14]); store_vec4(r0 + 3u, y3, (*acc)[15]);
-    store_vec4(r0 + rs, y0, (*acc)[16]); store_vec4(r0 + rs, y1, (*acc)[17]); store_vec4(r0 + rs, y2, (*acc)[18]); store_vec4(r0 + rs, y3, (*acc)[19]);
-    store_vec4(r0 + rs + 1u, y0, (*acc)[20]); store_vec4(r0 + rs + 1u, y1, (*acc)[21]); store_vec4(r0 + rs + 1u, y2, (*acc)[22]); store_vec4(r0 + rs + 1u, y3, (*acc)[23]);
-    store_vec4(r0 + rs + 2u, y0, (*acc)[24]); store_vec4(r0 + rs + 2u, y1, (*acc)[25]); store_vec4(r0 + rs + 2u, y2, (*acc)[26]); store_vec4(r0 + rs + 2u, y3, (*acc)[27]);
-    store_vec4(r0 + rs + 3u, y0, (*acc)[28]); store_vec4(r0 + rs + 3u, y1, (*acc)[29]); store_vec4(r0 + rs + 3u, y2, (*acc)[30]); store_vec4(r0 + rs + 3u, y3, (*acc)[31]);
-    store_vec4(r0 + 2u * rs, y0, (*acc)[32]); store_vec4(r0 + 2u * rs, y1, (*acc)[33]); store_vec4(r0 + 2u * rs, y2, (*acc)[34]); store_vec4(r0 + 2u * rs, y3, (*acc)[35]);
-    store_vec4(r0 + 2u * rs + 1u, y0, (*acc)[36]); store_vec4(r0 + 2u * rs + 1u, y1, (*acc)[37]); store_vec4(r0 + 2u * rs + 1u, y2, (*acc)[38]); store_vec4(r0 + 2u * rs + 1u, y3, (*acc)[39]);
-    store_vec4(r0 + 2u * rs + 2u, y0, (*acc)[40]); store_vec4(r0 + 2u * rs + 2u, y1, (*acc)[41]); store_vec4(r0 + 2u * rs + 2u, y2, (*acc)[42]); store_vec4(r0 + 2u * rs + 2u, y3, (*acc)[43]);
-    store_vec4(r0 + 2u * rs + 3u, y0, (*acc)[44]); store_vec4(r0 + 2u * rs + 3u, y1, (*acc)[45]); store_vec4(r0 + 2u * rs + 3u, y2, (*acc)[46]); store_vec4(r0 + 2u * rs + 3u, y3, (*acc)[47]);
-    store_vec4(r0 + 3u * rs, y0, (*acc)[48]); store_vec4(r0 + 3u * rs, y1, (*acc)[49]); store_vec4(r0 + 3u * rs, y2, (*acc)[50]); store_vec4(r0 + 3u * rs, y3, (*acc)[51]);
-    store_vec4(r0 + 3u * rs + 1u, y0, (*acc)[52]); store_vec4(r0 + 3u * rs + 1u, y1, (*acc)[53]); store_vec4(r0 + 3u * rs + 1u, y2, (*acc)[54]); store_vec4(r0 + 3u * rs + 1u, y3, (*acc)[55]);
-    store_vec4(r0 + 3u * rs + 2u, y0, (*acc)[56]); store_vec4(r0 + 3u * rs + 2u, y1, (*acc)[57]); store_vec4(r0 + 3u * rs + 2u, y2, (*acc)[58]); store_vec4(r0 + 3u * rs + 2u, y3, (*acc)[59]);
-    store_vec4(r0 + 3u * rs + 3u, y0, (*acc)[60]); store_vec4(r0 + 3u * rs + 3u, y1, (*acc)[61]); store_vec4(r0 + 3u * rs + 3u, y2, (*acc)[62]); store_vec4(r0 + 3u * rs + 3u, y3, (*acc)[63]);
-    store_vec4(r0 + 4u * rs, y0, (*acc)[64]); store_vec4(r0 + 4u * rs, y1, (*acc)[65]); store_vec4(r0 + 4u * rs, y2, (*acc)[66]); store_vec4(r0 + 4u * rs, y3, (*acc)[67]);
-    store_vec4(r0 + 4u * rs + 1u, y0, (*acc)[68]); store_vec4(r0 + 4u * rs + 1u, y1, (*acc)[69]); store_vec4(r0 + 4u * rs + 1u, y2, (*acc)[70]); store_vec4(r0 + 4u * rs + 1u, y3, (*acc)[71]);
-    store_vec4(r0 + 4u * rs + 2u, y0, (*acc)[72]); store_vec4(r0 + 4u * rs + 2u, y1, (*acc)[73]); store_vec4(r0 + 4u * rs + 2u, y2, (*acc)[74]); store_vec4(r0 + 4u * rs + 2u, y3, (*acc)[75]);
-    store_vec4(r0 + 4u * rs + 3u, y0, (*acc)[76]); store_vec4(r0 + 4u * rs + 3u, y1, (*acc)[77]); store_vec4(r0 + 4u * rs + 3u, y2, (*acc)[78]); store_vec4(r0 + 4u * rs + 3u, y3, (*acc)[79]);
-    store_vec4(r0 + 5u * rs, y0, (*acc)[80]); store_vec4(r0 + 5u * rs, y1, (*acc)[81]); store_vec4(r0 + 5u * rs, y2, (*acc)[82]); store_vec4(r0 + 5u * rs, y3, (*acc)[83]);
-    store_vec4(r0 + 5u * rs + 1u, y0, (*acc)[84]); store_vec4(r0 + 5u * rs + 1u, y1, (*acc)[85]); store_vec4(r0 + 5u * rs + 1u, y2, (*acc)[86]); store_vec4(r0 + 5u * rs + 1u, y3, (*acc)[87]);
-    store_vec4(r0 + 5u * rs + 2u, y0, (*acc)[88]); store_vec4(r0 + 5u * rs + 2u, y1, (*acc)[89]); store_vec4(r0 + 5u * rs + 2u, y2, (*acc)[90]); store_vec4(r0 + 5u * rs + 2u, y3, (*acc)[91]);
-    store_vec4(r0 + 5u * rs + 3u, y0, (*acc)[92]); store_vec4(r0 + 5u * rs + 3u, y1, (*acc)[93]); store_vec4(r0 + 5u * rs + 3u, y2, (*acc)[94]); store_vec4(r0 + 5u * rs + 3u, y3, (*acc)[95]);
-    store_vec4(r0 + 6u * rs, y0, (*acc)[96]); store_vec4(r0 + 6u * rs, y1, (*acc)[97]); store_vec4(r0 + 6u * rs, y2, (*acc)[98]); store_vec4(r0 + 6u * rs, y3, (*acc)[99]);
-    store_vec4(r0 + 6u * rs + 1u, y0, (*acc)[100]); store_vec4(r0 + 6u * rs + 1u, y1, (*acc)[101]); store_vec4(r0 + 6u * rs + 1u, y2, (*acc)[102]); store_vec4(r0 + 6u * rs + 1u, y3, (*acc)[103]);
-    store_vec4(r0 + 6u * rs + 2u, y0, (*acc)[104]); store_vec4(r0 + 6u * rs + 2u, y1, (*acc)[105]); store_vec4(r0 + 6u * rs + 2u, y2, (*acc)[106]); store_vec4(r0 + 6u * rs + 2u, y3, (*acc)[107]);
-    store_vec4(r0 + 6u * rs + 3u, y0, (*acc)[108]); store_vec4(r0 + 6u * rs + 3u, y1, (*acc)[109]); store_vec4(r0 + 6u * rs + 3u, y2, (*acc)[110]); store_vec4(r0 + 6u * rs + 3u, y3, (*acc)[111]);
-    store_vec4(r0 + 7u * rs, y0, (*acc)[112]); store_vec4(r0 + 7u * rs, y1, (*acc)[113]); store_vec4(r0 + 7u * rs, y2, (*acc)[114]); store_vec4(r0 + 7u * rs, y3, (*acc)[115]);
-    store_vec4(r0 + 7u * rs + 1u, y0, (*acc)[116]); store_vec4(r0 + 7u * rs + 1u, y1, (*acc)[117]); store_vec4(r0 + 7u * rs + 1u, y2, (*acc)[118]); store_vec4(r0 + 7u * rs + 1u, y3, (*acc)[119]);
-    store_vec4(r0 + 7u * rs + 2u, y0, (*acc)[120]); store_vec4(r0 + 7u * rs + 2u, y1, (*acc)[121]); store_vec4(r0 + 7u * rs + 2u, y2, (*acc)[122]); store_vec4(r0 + 7u * rs + 2u, y3, (*acc)[123]);
-    store_vec4(r0 + 7u * rs + 3u, y0, (*acc)[124]); store_vec4(r0 + 7u * rs + 3u, y1, (*acc)[125]); store_vec4(r0 + 7u * rs + 3u, y2, (*acc)[126]); store_vec4(r0 + 7u * rs + 3u, y3, (*acc)[127]);
+// #for i in 0..BR
+// #for j in 0..BC / 4
+    store_{OUT}(r0 + {i / 4}u * rs + {i % 4}u, y{j}, (*acc)[{BC / 4 * i + j}]);
+// #end
+// #end
 }
 
-fn finish_8x8(acc: ptr<function, array<vec4<f32>, 16>>, r0: u32, c0: u32) {
-    let y0 = out_scalar(c0);
-    let y1 = out_scalar(c0 + 64u);
-    store_scalar(r0, y0, (*acc)[0]); store_scalar(r0, y1, (*acc)[1]);
-    store_scalar(r0 + 1u, y0, (*acc)[2]); store_scalar(r0 + 1u, y1, (*acc)[3]);
-    store_scalar(r0 + 2u, y0, (*acc)[4]); store_scalar(r0 + 2u, y1, (*acc)[5]);
-    store_scalar(r0 + 3u, y0, (*acc)[6]); store_scalar(r0 + 3u, y1, (*acc)[7]);
-    store_scalar(r0 + 64u, y0, (*acc)[8]); store_scalar(r0 + 64u, y1, (*acc)[9]);
-    store_scalar(r0 + 65u, y0, (*acc)[10]); store_scalar(r0 + 65u, y1, (*acc)[11]);
-    store_scalar(r0 + 66u, y0, (*acc)[12]); store_scalar(r0 + 66u, y1, (*acc)[13]);
-    store_scalar(r0 + 67u, y0, (*acc)[14]); store_scalar(r0 + 67u, y1, (*acc)[15]);
-}
-
-fn finish_32x16(acc: ptr<function, array<vec4<f32>, 128>>, r0: u32, c0: u32, wy: u32) {
-    let y0 = out_scalar(c0);
-    let y1 = out_scalar(c0 + 32u);
-    let y2 = out_scalar(c0 + 64u);
-    let y3 = out_scalar(c0 + 96u);
-    let rs = 4u * wy;
-    store_scalar(r0, y0, (*acc)[0]); store_scalar(r0, y1, (*acc)[1]); store_scalar(r0, y2, (*acc)[2]); store_scalar(r0, y3, (*acc)[3]);
-    store_scalar(r0 + 1u, y0, (*acc)[4]); store_scalar(r0 + 1u, y1, (*acc)[5]); store_scalar(r0 + 1u, y2, (*acc)[6]); store_scalar(r0 + 1u, y3, (*acc)[7]);
-    store_scalar(r0 + 2u, y0, (*acc)[8]); store_scalar(r0 + 2u, y1, (*acc)[9]); store_scalar(r0 + 2u, y2, (*acc)[10]); store_scalar(r0 + 2u, y3, (*acc)[11]);
-    store_scalar(r0 + 3u, y0, (*acc)[12]); store_scalar(r0 + 3u, y1, (*acc)[13]); store_scalar(r0 + 3u, y2, (*acc)[14]); store_scalar(r0 + 3u, y3, (*acc)[15]);
-    store_scalar(r0 + rs, y0, (*acc)[16]); store_scalar(r0 + rs, y1, (*acc)[17]); store_scalar(r0 + rs, y2, (*acc)[18]); store_scalar(r0 + rs, y3, (*acc)[19]);
-    store_scalar(r0 + rs + 1u, y0, (*acc)[20]); store_scalar(r0 + rs + 1u, y1, (*acc)[21]); store_scalar(r0 + rs + 1u, y2, (*acc)[22]); store_scalar(r0 + rs + 1u, y3, (*acc)[23]);
-    store_scalar(r0 + rs + 2u, y0, (*acc)[24]); store_scalar(r0 + rs + 2u, y1, (*acc)[25]); store_scalar(r0 + rs + 2u, y2, (*acc)[26]); store_scalar(r0 + rs + 2u, y3, (*acc)[27]);
-    store_scalar(r0 + rs + 3u, y0, (*acc)[28]); store_scalar(r0 + rs + 3u, y1, (*acc)[29]); store_scalar(r0 + rs + 3u, y2, (*acc)[30]); store_scalar(r0 + rs + 3u, y3, (*acc)[31]);
-    store_scalar(r0 + 2u * rs, y0, (*acc)[32]); store_scalar(r0 + 2u * rs, y1, (*acc)[33]); store_scalar(r0 + 2u * rs, y2, (*acc)[34]); store_scalar(r0 + 2u * rs, y3, (*acc)[35]);
-    store_scalar(r0 + 2u * rs + 1u, y0, (*acc)[36]); store_scalar(r0 + 2u * rs + 1u, y1, (*acc)[37]); store_scalar(r0 + 2u * rs + 1u, y2, (*acc)[38]); store_scalar(r0 + 2u * rs + 1u, y3, (*acc)[39]);
-    store_scalar(r0 + 2u * rs + 2u, y0, (*acc)[40]); store_scalar(r0 + 2u * rs + 2u, y1, (*acc)[41]); store_scalar(r0 + 2u * rs + 2u, y2, (*acc)[42]); store_scalar(r0 + 2u * rs + 2u, y3, (*acc)[43]);
-    store_scalar(r0 + 2u * rs + 3u, y0, (*acc)[44]); store_scalar(r0 + 2u * rs + 3u, y1, (*acc)[45]); store_scalar(r0 + 2u * rs + 3u, y2, (*acc)[46]); store_scalar(r0 + 2u * rs + 3u, y3, (*acc)[47]);
-    store_scalar(r0 + 3u * rs, y0, (*acc)[48]); store_scalar(r0 + 3u * rs, y1, (*acc)[49]); store_scalar(r0 + 3u * rs, y2, (*acc)[50]); store_scalar(r0 + 3u * rs, y3, (*acc)[51]);
-    store_scalar(r0 + 3u * rs + 1u, y0, (*acc)[52]); store_scalar(r0 + 3u * rs + 1u, y1, (*acc)[53]); store_scalar(r0 + 3u * rs + 1u, y2, (*acc)[54]); store_scalar(r0 + 3u * rs + 1u, y3, (*acc)[55]);
-    store_scalar(r0 + 3u * rs + 2u, y0, (*acc)[56]); store_scalar(r0 + 3u * rs + 2u, y1, (*acc)[57]); store_scalar(r0 + 3u * rs + 2u, y2, (*acc)[58]); store_scalar(r0 + 3u * rs + 2u, y3, (*acc)[59]);
-    store_scalar(r0 + 3u * rs + 3u, y0, (*acc)[60]); store_scalar(r0 + 3u * rs + 3u, y1, (*acc)[61]); store_scalar(r0 + 3u * rs + 3u, y2, (*acc)[62]); store_scalar(r0 + 3u * rs + 3u, y3, (*acc)[63]);
-    store_scalar(r0 + 4u * rs, y0, (*acc)[64]); store_scalar(r0 + 4u * rs, y1, (*acc)[65]); store_scalar(r0 + 4u * rs, y2, (*acc)[66]); store_scalar(r0 + 4u * rs, y3, (*acc)[67]);
-    store_scalar(r0 + 4u * rs + 1u, y0, (*acc)[68]); store_scalar(r0 + 4u * rs + 1u, y1, (*acc)[69]); store_scalar(r0 + 4u * rs + 1u, y2, (*acc)[70]); store_scalar(r0 + 4u * rs + 1u, y3, (*acc)[71]);
-    store_scalar(r0 + 4u * rs + 2u, y0, (*acc)[72]); store_scalar(r0 + 4u * rs + 2u, y1, (*acc)[73]); store_scalar(r0 + 4u * rs + 2u, y2, (*acc)[74]); store_scalar(r0 + 4u * rs + 2u, y3, (*acc)[75]);
-    store_scalar(r0 + 4u * rs + 3u, y0, (*acc)[76]); store_scalar(r0 + 4u * rs + 3u, y1, (*acc)[77]); store_scalar(r0 + 4u * rs + 3u, y2, (*acc)[78]); store_scalar(r0 + 4u * rs + 3u, y3, (*acc)[79]);
-    store_scalar(r0 + 5u * rs, y0, (*acc)[80]); store_scalar(r0 + 5u * rs, y1, (*acc)[81]); store_scalar(r0 + 5u * rs, y2, (*acc)[82]); store_scalar(r0 + 5u * rs, y3, (*acc)[83]);
-    store_scalar(r0 + 5u * rs + 1u, y0, (*acc)[84]); store_scalar(r0 + 5u * rs + 1u, y1, (*acc)[85]); store_scalar(r0 + 5u * rs + 1u, y2, (*acc)[86]); store_scalar(r0 + 5u * rs + 1u, y3, (*acc)[87]);
-    store_scalar(r0 + 5u * rs + 2u, y0, (*acc)[88]); store_scalar(r0 + 5u * rs + 2u, y1, (*acc)[89]); store_scalar(r0 + 5u * rs + 2u, y2, (*acc)[90]); store_scalar(r0 + 5u * rs + 2u, y3, (*acc)[91]);
-    store_scalar(r0 + 5u * rs + 3u, y0, (*acc)[92]); store_scalar(r0 + 5u * rs + 3u, y1, (*acc)[93]); store_scalar(r0 + 5u * rs + 3u, y2, (*acc)[94]); store_scalar(r0 + 5u * rs + 3u, y3, (*acc)[95]);
-    store_scalar(r0 + 6u * rs, y0, (*acc)[96]); store_scalar(r0 + 6u * rs, y1, (*acc)[97]); store_scalar(r0 + 6u * rs, y2, (*acc)[98]); store_scalar(r0 + 6u * rs, y3, (*acc)[99]);
-    store_scalar(r0 + 6u * rs + 1u, y0, (*acc)[100]); store_scalar(r0 + 6u * rs + 1u, y1, (*acc)[101]); store_scalar(r0 + 6u * rs + 1u, y2, (*acc)[102]); store_scalar(r0 + 6u * rs + 1u, y3, (*acc)[103]);
-    store_scalar(r0 + 6u * rs + 2u, y0, (*acc)[104]); store_scalar(r0 + 6u * rs + 2u, y1, (*acc)[105]); store_scalar(r0 + 6u * rs + 2u, y2, (*acc)[106]); store_scalar(r0 + 6u * rs + 2u, y3, (*acc)[107]);
-    store_scalar(r0 + 6u * rs + 3u, y0, (*acc)[108]); store_scalar(r0 + 6u * rs + 3u, y1, (*acc)[109]); store_scalar(r0 + 6u * rs + 3u, y2, (*acc)[110]); store_scalar(r0 + 6u * rs + 3u, y3, (*acc)[111]);
-    store_scalar(r0 + 7u * rs, y0, (*acc)[112]); store_scalar(r0 + 7u * rs, y1, (*acc)[113]); store_scalar(r0 + 7u * rs, y2, (*acc)[114]); store_scalar(r0 + 7u * rs, y3, (*acc)[115]);
-    store_scalar(r0 + 7u * rs + 1u, y0, (*acc)[116]); store_scalar(r0 + 7u * rs + 1u, y1, (*acc)[117]); store_scalar(r0 + 7u * rs + 1u, y2, (*acc)[118]); store_scalar(r0 + 7u * rs + 1u, y3, (*acc)[119]);
-    store_scalar(r0 + 7u * rs + 2u, y0, (*acc)[120]); store_scalar(r0 + 7u * rs + 2u, y1, (*acc)[121]); store_scalar(r0 + 7u * rs + 2u, y2, (*acc)[122]); store_scalar(r0 + 7u * rs + 2u, y3, (*acc)[123]);
-    store_scalar(r0 + 7u * rs + 3u, y0, (*acc)[124]); store_scalar(r0 + 7u * rs + 3u, y1, (*acc)[125]); store_scalar(r0 + 7u * rs + 3u, y2, (*acc)[126]); store_scalar(r0 + 7u * rs + 3u, y3, (*acc)[127]);
-}
-
+// #end
+// #end
 // ---- entry points ----
-// The pixel tile comes first so that early-out workgroups (grid_1d rounds up) skip everything;
-// workgroup ids are uniform, so returning before the barriers is safe. GPU entries start the
-// col loads at tc = t + 128 (mod 256), so that the two halves of the workgroup fill the two
-// tiles at once; on CPU adapters every invocation fills quads of both.
+// main{fill}{block}: every fill with every block, from one template. The pixel tile comes first
+// so that early-out workgroups (grid_1d rounds up) skip everything; workgroup ids are uniform,
+// so returning before the barriers is safe. Invocation t loads weight quads t, t + WX * WY, ...
+// and col quads from tc = t + 128 (mod the col step): on GPUs (256 invocations) the two halves
+// of the workgroup fill the two tiles at once; on CPU adapters every invocation fills quads of
+// both, with two col calls (pixel quads t and t + 16) where 16 invocations cover 32 quads.
 
 fn pixel_tile(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * TILE;
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn main(
+// Fills: (name part, weight loader, where a col call's pixels read x, col loader, K, store).
+// Blocks: (name part, invocations x and y, couts per tile, block couts and pixels, col calls).
+// #for (FILL, W, START, COL, KEND, OUT) in ("", scalar, taps, gather, k_total(), scalar) (_gather, vec4, taps, gather, k_total(), vec4) (_1x1, vec4, col_1x1_start, 1x1, p.cin, vec4)
+// #for (BLOCK, WX, WY, CT, BR, BC, CALLS) in ("", 16, 16, 128, 8, 8, 1) (_cpu, 8, 4, 128, 32, 16, 1) (_cpu64, 8, 2, 64, 32, 16, 2)
+@compute @workgroup_size({WX}, {WY}, 1)
+fn main{FILL}{BLOCK}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -594,217 +353,24 @@ fn main(
     if (q0 >= pixels()) {
         return;
     }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 16u + lid.x;
-    let tc = (t + 128u) % 256u;
-    let tp = taps(q0 + 4u * (tc % 32u));
-    var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_scalar(t, 256u, 128u, co0, k0);
-        load_col_gather(tc, 256u, tp, k0);
+    let co0 = wid.z * {CT}u;
+    let t = lid.y * {WX}u + lid.x;
+// #for s in 0..CALLS
+    let tc{s} = (t + {128 + WX * WY * s}u) % {WX * WY * CALLS}u;
+    let src{s} = {START}(q0 + 4u * (tc{s} % 32u));
+// #end
+    var acc: array<vec4<f32>, {BR * BC / 4}>;
+    for (var k0 = 0u; k0 < {KEND}; k0 += TK) {
+        load_w_{W}(t, {WX * WY}u, {CT}u, co0, k0);
+// #for s in 0..CALLS
+        load_col_{COL}(tc{s}, {WX * WY * CALLS}u, src{s}, k0);
+// #end
         workgroupBarrier();
-        step_8x8(&acc, lid);
+        step_{BR}x{BC}(&acc, lid, {WY}u);
         workgroupBarrier();
     }
-    finish_8x8(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x);
+    finish_{BR}x{BC}_{OUT}(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, {WY}u);
 }
 
-@compute @workgroup_size(8, 4, 1)
-fn main_cpu(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 8u + lid.x;
-    let tp = taps(q0 + 4u * t);
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_scalar(t, 32u, 128u, co0, k0);
-        load_col_gather(t, 32u, tp, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 4u);
-        workgroupBarrier();
-    }
-    finish_32x16(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 4u);
-}
-
-@compute @workgroup_size(8, 2, 1)
-fn main_cpu64(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 64u;
-    let t = lid.y * 8u + lid.x;
-    let tp0 = taps(q0 + 4u * t);
-    let tp1 = taps(q0 + 4u * (t + 16u));
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_scalar(t, 16u, 64u, co0, k0);
-        load_col_gather(t, 32u, tp0, k0);
-        load_col_gather(t + 16u, 32u, tp1, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 2u);
-        workgroupBarrier();
-    }
-    finish_32x16(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 2u);
-}
-
-@compute @workgroup_size(16, 16, 1)
-fn main_gather(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 16u + lid.x;
-    let tc = (t + 128u) % 256u;
-    let tp = taps(q0 + 4u * (tc % 32u));
-    var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_vec4(t, 256u, 128u, co0, k0);
-        load_col_gather(tc, 256u, tp, k0);
-        workgroupBarrier();
-        step_8x8(&acc, lid);
-        workgroupBarrier();
-    }
-    finish_8x8_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x);
-}
-
-@compute @workgroup_size(8, 4, 1)
-fn main_gather_cpu(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 8u + lid.x;
-    let tp = taps(q0 + 4u * t);
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_vec4(t, 32u, 128u, co0, k0);
-        load_col_gather(t, 32u, tp, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 4u);
-        workgroupBarrier();
-    }
-    finish_32x16_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 4u);
-}
-
-@compute @workgroup_size(8, 2, 1)
-fn main_gather_cpu64(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 64u;
-    let t = lid.y * 8u + lid.x;
-    let tp0 = taps(q0 + 4u * t);
-    let tp1 = taps(q0 + 4u * (t + 16u));
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < k_total(); k0 += TK) {
-        load_w_vec4(t, 16u, 64u, co0, k0);
-        load_col_gather(t, 32u, tp0, k0);
-        load_col_gather(t + 16u, 32u, tp1, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 2u);
-        workgroupBarrier();
-    }
-    finish_32x16_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 2u);
-}
-
-@compute @workgroup_size(16, 16, 1)
-fn main_1x1(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 16u + lid.x;
-    let tc = (t + 128u) % 256u;
-    let xq = col_1x1_start(q0 + 4u * (tc % 32u));
-    var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < p.cin; k0 += TK) {
-        load_w_vec4(t, 256u, 128u, co0, k0);
-        load_col_1x1(tc, 256u, xq, k0);
-        workgroupBarrier();
-        step_8x8(&acc, lid);
-        workgroupBarrier();
-    }
-    finish_8x8_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x);
-}
-
-@compute @workgroup_size(8, 4, 1)
-fn main_1x1_cpu(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 128u;
-    let t = lid.y * 8u + lid.x;
-    let xq = col_1x1_start(q0 + 4u * t);
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < p.cin; k0 += TK) {
-        load_w_vec4(t, 32u, 128u, co0, k0);
-        load_col_1x1(t, 32u, xq, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 4u);
-        workgroupBarrier();
-    }
-    finish_32x16_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 4u);
-}
-
-@compute @workgroup_size(8, 2, 1)
-fn main_1x1_cpu64(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let q0 = pixel_tile(wid, nwg);
-    if (q0 >= pixels()) {
-        return;
-    }
-    let co0 = wid.z * 64u;
-    let t = lid.y * 8u + lid.x;
-    let xq0 = col_1x1_start(q0 + 4u * t);
-    let xq1 = col_1x1_start(q0 + 4u * (t + 16u));
-    var acc: array<vec4<f32>, 128>;
-    for (var k0 = 0u; k0 < p.cin; k0 += TK) {
-        load_w_vec4(t, 16u, 64u, co0, k0);
-        load_col_1x1(t, 32u, xq0, k0);
-        load_col_1x1(t + 16u, 32u, xq1, k0);
-        workgroupBarrier();
-        step_32x16(&acc, lid, 2u);
-        workgroupBarrier();
-    }
-    finish_32x16_vec4(&acc, co0 + 4u * lid.y, q0 + 4u * lid.x, 2u);
-}
+// #end
+// #end

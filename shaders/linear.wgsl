@@ -20,8 +20,9 @@
 // f16 weights: shaders/linear_f16.wgsl (packed u32) and linear_f16_native.wgsl (SHADER_F16)
 // are appended to this file to make their modules; this one stays f32-only so that it needs
 // nothing beyond core WGSL on any adapter.
-// Accumulators are indexed with constants only (fmas and stores written out): lavapipe does
-// not unroll loops, and one dynamic index anywhere keeps the whole array in memory.
+// Accumulators are indexed with constants only (fmas and stores written out by
+// src/shader_template.rs, one template per block): lavapipe does not unroll loops, and one
+// dynamic index anywhere keeps the whole array in memory.
 // Keep `Params` in sync with `LinearParams` in src/ops/linear.rs.
 
 struct Params {
@@ -78,204 +79,96 @@ fn gelu(x: f32) -> f32 {
     return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
 }
 
-// Stores quad (g, q), given as its four rows (tile rows 4g.., k steps 4q..), as four k-major
-// vec4s. Transposing in registers lets both the global reads (along a row) and the
-// workgroup-memory writes be whole vec4s.
-fn put_x(g: u32, q: u32, rows: mat4x4<f32>) {
+// Stores quad (g, q) of the x or w tile, given as its four rows (tile rows or columns 4g..,
+// k steps 4q..), as four k-major vec4s. Transposing in registers lets both the global reads
+// (along a row) and the workgroup-memory writes be whole vec4s.
+// #for V in x w
+fn put_{V}(g: u32, q: u32, rows: mat4x4<f32>) {
     let t = transpose(rows);
-    xs[4u * q][g] = t[0];
-    xs[4u * q + 1u][g] = t[1];
-    xs[4u * q + 2u][g] = t[2];
-    xs[4u * q + 3u][g] = t[3];
+    {V}s[4u * q][g] = t[0];
+    {V}s[4u * q + 1u][g] = t[1];
+    {V}s[4u * q + 2u][g] = t[2];
+    {V}s[4u * q + 3u][g] = t[3];
 }
 
-fn put_w(g: u32, q: u32, cols: mat4x4<f32>) {
-    let t = transpose(cols);
-    ws[4u * q][g] = t[0];
-    ws[4u * q + 1u][g] = t[1];
-    ws[4u * q + 2u][g] = t[2];
-    ws[4u * q + 3u][g] = t[3];
-}
+// #end
 
-// x[r, k..k+4] and w[c, k..k+4], zero past M, N or K; k is a multiple of 4 and so is K.
-fn x_vec4(r: u32, k: u32) -> vec4<f32> {
-    if (r < p.m && k < p.k) {
-        return x4[(r * p.x_row_stride + k) / 4u];
+// x[r, k..k+4] and w[r, k..k+4] (vec4: k and K multiples of 4; scalar: any K and row stride,
+// element by element), zero past M, N or K.
+// #for (V, ROWS, STRIDE) in (x, p.m, p.x_row_stride) (w, p.n, p.k)
+fn {V}_vec4(r: u32, k: u32) -> vec4<f32> {
+    if (r < {ROWS} && k < p.k) {
+        return {V}4[(r * {STRIDE} + k) / 4u];
     }
     return vec4<f32>(0.0);
 }
 
-fn w_vec4(c: u32, k: u32) -> vec4<f32> {
-    if (c < p.n && k < p.k) {
-        return w4[(c * p.k + k) / 4u];
-    }
-    return vec4<f32>(0.0);
-}
-
-// The same for any K and row stride, element by element.
-fn x_scalar(r: u32, k: u32) -> vec4<f32> {
+fn {V}_scalar(r: u32, k: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
-    if (r < p.m) {
-        let i = r * p.x_row_stride + k;
-        if (k < p.k) { v.x = x[i]; }
-        if (k + 1u < p.k) { v.y = x[i + 1u]; }
-        if (k + 2u < p.k) { v.z = x[i + 2u]; }
-        if (k + 3u < p.k) { v.w = x[i + 3u]; }
+    if (r < {ROWS}) {
+        let i = r * {STRIDE} + k;
+        if (k < p.k) { v.x = {V}[i]; }
+        if (k + 1u < p.k) { v.y = {V}[i + 1u]; }
+        if (k + 2u < p.k) { v.z = {V}[i + 2u]; }
+        if (k + 3u < p.k) { v.w = {V}[i + 3u]; }
     }
     return v;
 }
 
-fn w_scalar(c: u32, k: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
-    if (c < p.n) {
-        let i = c * p.k + k;
-        if (k < p.k) { v.x = w[i]; }
-        if (k + 1u < p.k) { v.y = w[i + 1u]; }
-        if (k + 2u < p.k) { v.z = w[i + 2u]; }
-        if (k + 3u < p.k) { v.w = w[i + 3u]; }
-    }
-    return v;
-}
-
-// Fills both tiles for k0..k0+TK; invocation t of nt takes quads t, t + nt, ... (x's, then
-// w's). Consecutive invocations take consecutive k quads of the same rows, so a row's 64
-// bytes are read together.
-fn load_tiles_vec4(t: u32, nt: u32, row0: u32, col0: u32, k0: u32) {
-    for (var i = t; i < 2u * QUADS; i += nt) {
-        let g = (i % QUADS) / (TK / 4u);
+// #end
+// Fills the x (or w) tile for k0..k0+TK from rows (columns) base..: quads first, first + step,
+// ... (quad i: tile group i / (TK / 4), k quad i % (TK / 4)). Consecutive invocations take
+// consecutive k quads of the same rows, so a row's 64 bytes are read together. An entry point
+// fills both tiles with one pass of its invocations: x quads from t, w quads from t + QUADS
+// (mod the invocation count). linear_f16*.wgsl add w loaders for f16 weights.
+// #for V in x w
+// #for F in vec4 scalar
+fn load_{V}_{F}(first: u32, step: u32, base: u32, k0: u32) {
+    for (var i = first; i < QUADS; i += step) {
+        let g = i / (TK / 4u);
         let q = i % (TK / 4u);
+        let r = base + 4u * g;
         let k = k0 + 4u * q;
-        if (i < QUADS) {
-            let r = row0 + 4u * g;
-            put_x(g, q, mat4x4<f32>(x_vec4(r, k), x_vec4(r + 1u, k), x_vec4(r + 2u, k), x_vec4(r + 3u, k)));
-        } else {
-            let c = col0 + 4u * g;
-            put_w(g, q, mat4x4<f32>(w_vec4(c, k), w_vec4(c + 1u, k), w_vec4(c + 2u, k), w_vec4(c + 3u, k)));
-        }
+        put_{V}(g, q, mat4x4<f32>({V}_{F}(r, k), {V}_{F}(r + 1u, k), {V}_{F}(r + 2u, k), {V}_{F}(r + 3u, k)));
     }
 }
 
-fn load_tiles_scalar(t: u32, nt: u32, row0: u32, col0: u32, k0: u32) {
-    for (var i = t; i < 2u * QUADS; i += nt) {
-        let g = (i % QUADS) / (TK / 4u);
-        let q = i % (TK / 4u);
-        let k = k0 + 4u * q;
-        if (i < QUADS) {
-            let r = row0 + 4u * g;
-            put_x(g, q, mat4x4<f32>(x_scalar(r, k), x_scalar(r + 1u, k), x_scalar(r + 2u, k), x_scalar(r + 3u, k)));
-        } else {
-            let c = col0 + 4u * g;
-            put_w(g, q, mat4x4<f32>(w_scalar(c, k), w_scalar(c + 1u, k), w_scalar(c + 2u, k), w_scalar(c + 3u, k)));
-        }
-    }
-}
+// #end
+// #end
 
-// TK steps of an 8x8 block on 16x16 invocations: acc[2 * i + j] holds row i of the block
-// (tile row 4 * lid.y + 64 * (i / 4) + i % 4), tile columns 4 * lid.x + 64 * j + 0..4.
-fn step_8x8(acc: ptr<function, array<vec4<f32>, 16>>, lid: vec3<u32>) {
+// One source for both blocks: B x B on W x W invocations (W = 128 / B): 8x8 on 16x16 for GPUs,
+// 16x16 on 8x8 for CPU adapters (linear_f16*.wgsl call them too).
+// #for (B, W) in (8, 16) (16, 8)
+// TK steps of the {B}x{B} block on {W}x{W} invocations: acc[{B / 4} * i + j] holds row i of the block
+// (tile row 4 * lid.y + {4 * W} * (i / 4) + i % 4), tile columns 4 * lid.x + {4 * W} * j + 0..4.
+fn step_{B}x{B}(acc: ptr<function, array<vec4<f32>, {B * B / 4}>>, lid: vec3<u32>) {
     for (var kk = 0u; kk < TK; kk++) {
-        let a0 = xs[kk][lid.y];
-        let a1 = xs[kk][lid.y + 16u];
-        let b0 = ws[kk][lid.x];
-        let b1 = ws[kk][lid.x + 16u];
-        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-        (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-        (*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-        (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-        (*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-        (*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-        (*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-        (*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-        (*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-        (*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-        (*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-        (*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-        (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
+// #for i in 0..B / 4
+        let a{i} = xs[kk][lid.y + {W * i}u];
+// #end
+// #for j in 0..B / 4
+        let b{j} = ws[kk][lid.x + {W * j}u];
+// #end
+// #for i in 0..B / 4
+// #for (C, e) in (x, 0) (y, 1) (z, 2) (w, 3)
+// #for j in 0..B / 4
+        (*acc)[{B * i + B / 4 * e + j}] = fma(vec4<f32>(a{i}.{C}), b{j}, (*acc)[{B * i + B / 4 * e + j}]);
+// #end
+// #end
+// #end
     }
 }
 
-// TK steps of a 16x16 block on 8x8 invocations: acc[4 * i + j] holds row i of the block
-// (tile row 4 * lid.y + 32 * (i / 4) + i % 4), tile columns 4 * lid.x + 32 * j + 0..4.
-fn step_16x16(acc: ptr<function, array<vec4<f32>, 64>>, lid: vec3<u32>) {
-    for (var kk = 0u; kk < TK; kk++) {
-        let a0 = xs[kk][lid.y];
-        let a1 = xs[kk][lid.y + 8u];
-        let a2 = xs[kk][lid.y + 16u];
-        let a3 = xs[kk][lid.y + 24u];
-        let b0 = ws[kk][lid.x];
-        let b1 = ws[kk][lid.x + 8u];
-        let b2 = ws[kk][lid.x + 16u];
-        let b3 = ws[kk][lid.x + 24u];
-        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(a0.x), b2, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(a0.x), b3, (*acc)[3]);
-        (*acc)[4] = fma(vec4<f32>(a0.y), b0, (*acc)[4]);
-        (*acc)[5] = fma(vec4<f32>(a0.y), b1, (*acc)[5]);
-        (*acc)[6] = fma(vec4<f32>(a0.y), b2, (*acc)[6]);
-        (*acc)[7] = fma(vec4<f32>(a0.y), b3, (*acc)[7]);
-        (*acc)[8] = fma(vec4<f32>(a0.z), b0, (*acc)[8]);
-        (*acc)[9] = fma(vec4<f32>(a0.z), b1, (*acc)[9]);
-        (*acc)[10] = fma(vec4<f32>(a0.z), b2, (*acc)[10]);
-        (*acc)[11] = fma(vec4<f32>(a0.z), b3, (*acc)[11]);
-        (*acc)[12] = fma(vec4<f32>(a0.w), b0, (*acc)[12]);
-        (*acc)[13] = fma(vec4<f32>(a0.w), b1, (*acc)[13]);
-        (*acc)[14] = fma(vec4<f32>(a0.w), b2, (*acc)[14]);
-        (*acc)[15] = fma(vec4<f32>(a0.w), b3, (*acc)[15]);
-        (*acc)[16] = fma(vec4<f32>(a1.x), b0, (*acc)[16]);
-        (*acc)[17] = fma(vec4<f32>(a1.x), b1, (*acc)[17]);
-        (*acc)[18] = fma(vec4<f32>(a1.x), b2, (*acc)[18]);
-        (*acc)[19] = fma(vec4<f32>(a1.x), b3, (*acc)[19]);
-        (*acc)[20] = fma(vec4<f32>(a1.y), b0, (*acc)[20]);
-        (*acc)[21] = fma(vec4<f32>(a1.y), b1, (*acc)[21]);
-        (*acc)[22] = fma(vec4<f32>(a1.y), b2, (*acc)[22]);
-        (*acc)[23] = fma(vec4<f32>(a1.y), b3, (*acc)[23]);
-        (*acc)[24] = fma(vec4<f32>(a1.z), b0, (*acc)[24]);
-        (*acc)[25] = fma(vec4<f32>(a1.z), b1, (*acc)[25]);
-        (*acc)[26] = fma(vec4<f32>(a1.z), b2, (*acc)[26]);
-        (*acc)[27] = fma(vec4<f32>(a1.z), b3, (*acc)[27]);
-        (*acc)[28] = fma(vec4<f32>(a1.w), b0, (*acc)[28]);
-        (*acc)[29] = fma(vec4<f32>(a1.w), b1, (*acc)[29]);
-        (*acc)[30] = fma(vec4<f32>(a1.w), b2, (*acc)[30]);
-        (*acc)[31] = fma(vec4<f32>(a1.w), b3, (*acc)[31]);
-        (*acc)[32] = fma(vec4<f32>(a2.x), b0, (*acc)[32]);
-        (*acc)[33] = fma(vec4<f32>(a2.x), b1, (*acc)[33]);
-        (*acc)[34] = fma(vec4<f32>(a2.x), b2, (*acc)[34]);
-        (*acc)[35] = fma(vec4<f32>(a2.x), b3, (*acc)[35]);
-        (*acc)[36] = fma(vec4<f32>(a2.y), b0, (*acc)[36]);
-        (*acc)[37] = fma(vec4<f32>(a2.y), b1, (*acc)[37]);
-        (*acc)[38] = fma(vec4<f32>(a2.y), b2, (*acc)[38]);
-        (*acc)[39] = fma(vec4<f32>(a2.y), b3, (*acc)[39]);
-        (*acc)[40] = fma(vec4<f32>(a2.z), b0, (*acc)[40]);
-        (*acc)[41] = fma(vec4<f32>(a2.z), b1, (*acc)[41]);
-        (*acc)[42] = fma(vec4<f32>(a2.z), b2, (*acc)[42]);
-        (*acc)[43] = fma(vec4<f32>(a2.z), b3, (*acc)[43]);
-        (*acc)[44] = fma(vec4<f32>(a2.w), b0, (*acc)[44]);
-        (*acc)[45] = fma(vec4<f32>(a2.w), b1, (*acc)[45]);
-        (*acc)[46] = fma(vec4<f32>(a2.w), b2, (*acc)[46]);
-        (*acc)[47] = fma(vec4<f32>(a2.w), b3, (*acc)[47]);
-        (*acc)[48] = fma(vec4<f32>(a3.x), b0, (*acc)[48]);
-        (*acc)[49] = fma(vec4<f32>(a3.x), b1, (*acc)[49]);
-        (*acc)[50] = fma(vec4<f32>(a3.x), b2, (*acc)[50]);
-        (*acc)[51] = fma(vec4<f32>(a3.x), b3, (*acc)[51]);
-        (*acc)[52] = fma(vec4<f32>(a3.y), b0, (*acc)[52]);
-        (*acc)[53] = fma(vec4<f32>(a3.y), b1, (*acc)[53]);
-        (*acc)[54] = fma(vec4<f32>(a3.y), b2, (*acc)[54]);
-        (*acc)[55] = fma(vec4<f32>(a3.y), b3, (*acc)[55]);
-        (*acc)[56] = fma(vec4<f32>(a3.z), b0, (*acc)[56]);
-        (*acc)[57] = fma(vec4<f32>(a3.z), b1, (*acc)[57]);
-        (*acc)[58] = fma(vec4<f32>(a3.z), b2, (*acc)[58]);
-        (*acc)[59] = fma(vec4<f32>(a3.z), b3, (*acc)[59]);
-        (*acc)[60] = fma(vec4<f32>(a3.w), b0, (*acc)[60]);
-        (*acc)[61] = fma(vec4<f32>(a3.w), b1, (*acc)[61]);
-        (*acc)[62] = fma(vec4<f32>(a3.w), b2, (*acc)[62]);
-        (*acc)[63] = fma(vec4<f32>(a3.w), b3, (*acc)[63]);
-    }
+// Block (i, j) of the accumulators goes to row r0 + its row, columns c0 + its column.
+fn finish_{B}x{B}(acc: ptr<function, array<vec4<f32>, {B * B / 4}>>, r0: u32, c0: u32) {
+// #for i in 0..B
+// #for j in 0..B / 4
+    finish(r0 + {4 * W * (i / 4) + i % 4}u, c0 + {4 * W * j}u, (*acc)[{B / 4 * i + j}]);
+// #end
+// #end
 }
 
+// #end
 // Bias, activation and residual for y[r, c..c+4], each checked against M and N.
 fn finish(r: u32, c: u32, v: vec4<f32>) {
     if (r >= p.m) {
@@ -301,78 +194,26 @@ fn finish(r: u32, c: u32, v: vec4<f32>) {
     }
 }
 
-fn finish_8x8(acc: ptr<function, array<vec4<f32>, 16>>, r0: u32, c0: u32) {
-    finish(r0, c0, (*acc)[0]); finish(r0, c0 + 64u, (*acc)[1]);
-    finish(r0 + 1u, c0, (*acc)[2]); finish(r0 + 1u, c0 + 64u, (*acc)[3]);
-    finish(r0 + 2u, c0, (*acc)[4]); finish(r0 + 2u, c0 + 64u, (*acc)[5]);
-    finish(r0 + 3u, c0, (*acc)[6]); finish(r0 + 3u, c0 + 64u, (*acc)[7]);
-    finish(r0 + 64u, c0, (*acc)[8]); finish(r0 + 64u, c0 + 64u, (*acc)[9]);
-    finish(r0 + 65u, c0, (*acc)[10]); finish(r0 + 65u, c0 + 64u, (*acc)[11]);
-    finish(r0 + 66u, c0, (*acc)[12]); finish(r0 + 66u, c0 + 64u, (*acc)[13]);
-    finish(r0 + 67u, c0, (*acc)[14]); finish(r0 + 67u, c0 + 64u, (*acc)[15]);
-}
-
-fn finish_16x16(acc: ptr<function, array<vec4<f32>, 64>>, r0: u32, c0: u32) {
-    finish(r0, c0, (*acc)[0]); finish(r0, c0 + 32u, (*acc)[1]); finish(r0, c0 + 64u, (*acc)[2]); finish(r0, c0 + 96u, (*acc)[3]);
-    finish(r0 + 1u, c0, (*acc)[4]); finish(r0 + 1u, c0 + 32u, (*acc)[5]); finish(r0 + 1u, c0 + 64u, (*acc)[6]); finish(r0 + 1u, c0 + 96u, (*acc)[7]);
-    finish(r0 + 2u, c0, (*acc)[8]); finish(r0 + 2u, c0 + 32u, (*acc)[9]); finish(r0 + 2u, c0 + 64u, (*acc)[10]); finish(r0 + 2u, c0 + 96u, (*acc)[11]);
-    finish(r0 + 3u, c0, (*acc)[12]); finish(r0 + 3u, c0 + 32u, (*acc)[13]); finish(r0 + 3u, c0 + 64u, (*acc)[14]); finish(r0 + 3u, c0 + 96u, (*acc)[15]);
-    finish(r0 + 32u, c0, (*acc)[16]); finish(r0 + 32u, c0 + 32u, (*acc)[17]); finish(r0 + 32u, c0 + 64u, (*acc)[18]); finish(r0 + 32u, c0 + 96u, (*acc)[19]);
-    finish(r0 + 33u, c0, (*acc)[20]); finish(r0 + 33u, c0 + 32u, (*acc)[21]); finish(r0 + 33u, c0 + 64u, (*acc)[22]); finish(r0 + 33u, c0 + 96u, (*acc)[23]);
-    finish(r0 + 34u, c0, (*acc)[24]); finish(r0 + 34u, c0 + 32u, (*acc)[25]); finish(r0 + 34u, c0 + 64u, (*acc)[26]); finish(r0 + 34u, c0 + 96u, (*acc)[27]);
-    finish(r0 + 35u, c0, (*acc)[28]); finish(r0 + 35u, c0 + 32u, (*acc)[29]); finish(r0 + 35u, c0 + 64u, (*acc)[30]); finish(r0 + 35u, c0 + 96u, (*acc)[31]);
-    finish(r0 + 64u, c0, (*acc)[32]); finish(r0 + 64u, c0 + 32u, (*acc)[33]); finish(r0 + 64u, c0 + 64u, (*acc)[34]); finish(r0 + 64u, c0 + 96u, (*acc)[35]);
-    finish(r0 + 65u, c0, (*acc)[36]); finish(r0 + 65u, c0 + 32u, (*acc)[37]); finish(r0 + 65u, c0 + 64u, (*acc)[38]); finish(r0 + 65u, c0 + 96u, (*acc)[39]);
-    finish(r0 + 66u, c0, (*acc)[40]); finish(r0 + 66u, c0 + 32u, (*acc)[41]); finish(r0 + 66u, c0 + 64u, (*acc)[42]); finish(r0 + 66u, c0 + 96u, (*acc)[43]);
-    finish(r0 + 67u, c0, (*acc)[44]); finish(r0 + 67u, c0 + 32u, (*acc)[45]); finish(r0 + 67u, c0 + 64u, (*acc)[46]); finish(r0 + 67u, c0 + 96u, (*acc)[47]);
-    finish(r0 + 96u, c0, (*acc)[48]); finish(r0 + 96u, c0 + 32u, (*acc)[49]); finish(r0 + 96u, c0 + 64u, (*acc)[50]); finish(r0 + 96u, c0 + 96u, (*acc)[51]);
-    finish(r0 + 97u, c0, (*acc)[52]); finish(r0 + 97u, c0 + 32u, (*acc)[53]); finish(r0 + 97u, c0 + 64u, (*acc)[54]); finish(r0 + 97u, c0 + 96u, (*acc)[55]);
-    finish(r0 + 98u, c0, (*acc)[56]); finish(r0 + 98u, c0 + 32u, (*acc)[57]); finish(r0 + 98u, c0 + 64u, (*acc)[58]); finish(r0 + 98u, c0 + 96u, (*acc)[59]);
-    finish(r0 + 99u, c0, (*acc)[60]); finish(r0 + 99u, c0 + 32u, (*acc)[61]); finish(r0 + 99u, c0 + 64u, (*acc)[62]); finish(r0 + 99u, c0 + 96u, (*acc)[63]);
-}
-
-@compute @workgroup_size(16, 16, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// Entry points: (name, x and w loaders, block edge, workgroup edge); linear_f16*.wgsl repeat
+// this for their weight loaders.
+// #for (NAME, F, B, W) in (main, scalar, 8, 16) (main_vec4, vec4, 8, 16) (main_vec4_cpu, vec4, 16, 8)
+@compute @workgroup_size({W}, {W}, 1)
+fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
-    var acc: array<vec4<f32>, 16>;
+    let t = lid.y * {W}u + lid.x;
+    var acc: array<vec4<f32>, {B * B / 4}>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        load_tiles_scalar(lid.y * 16u + lid.x, 256u, row0, col0, k0);
+        load_x_{F}(t, {W * W}u, row0, k0);
+        load_w_{F}((t + QUADS) % {W * W}u, {W * W}u, col0, k0);
         workgroupBarrier();
-        step_8x8(&acc, lid);
+        step_{B}x{B}(&acc, lid);
         workgroupBarrier();
     }
-    finish_8x8(&acc, row0 + 4u * lid.y, col0 + 4u * lid.x);
+    finish_{B}x{B}(&acc, row0 + 4u * lid.y, col0 + 4u * lid.x);
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn main_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * TILE;
-    let col0 = wid.x * TILE;
-    var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        load_tiles_vec4(lid.y * 16u + lid.x, 256u, row0, col0, k0);
-        workgroupBarrier();
-        step_8x8(&acc, lid);
-        workgroupBarrier();
-    }
-    finish_8x8(&acc, row0 + 4u * lid.y, col0 + 4u * lid.x);
-}
-
-@compute @workgroup_size(8, 8, 1)
-fn main_vec4_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * TILE;
-    let col0 = wid.x * TILE;
-    var acc: array<vec4<f32>, 64>;
-    for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        load_tiles_vec4(lid.y * 8u + lid.x, 64u, row0, col0, k0);
-        workgroupBarrier();
-        step_16x16(&acc, lid);
-        workgroupBarrier();
-    }
-    finish_16x16(&acc, row0 + 4u * lid.y, col0 + 4u * lid.x);
-}
-
+// #end
 // ---- CPU adapters: both operands in read-only storage textures ----
 // x as a matrix texture [K/4 texels, M rows padded to 16] and w as [K/4, N padded to 96]
 // (src/ops/matrix_texture.rs: texel (c, r) = columns 4c..4c+4 of row r, zero padding), so the

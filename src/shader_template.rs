@@ -3,7 +3,11 @@
 //! out every accumulator; this expander lets `shaders/*.wgsl` say that once.
 //!
 //! A line `// #for v in A..B` (integer range, B exclusive) or `// #for v in a b c` (words)
-//! repeats the lines up to its `// #end` once per value; loops nest. `// #let N = expr` names
+//! repeats the lines up to its `// #end` once per value; loops nest. `// #for (a, b) in (x, 1)
+//! (y, 2)` takes several variables at once, one tuple a pass (an entry point's name, loader and
+//! block size side by side): an element is an integer if it evaluates as an expression below,
+//! otherwise a word taken verbatim (`p.cin`, `k_total()`); a word with spaces or commas, or the
+//! empty word, is written in quotes (`""`). `// #let N = expr` names
 //! an integer for the rest of the file (tile sizes, written once). After a variable exists,
 //! `{expr}` is replaced by its value: a word variable by its text, otherwise integer
 //! arithmetic over the integer variables and literals with `+ - * / %` and parentheses.
@@ -55,20 +59,26 @@ fn expand_block(
             // At the top level this is a stray `#end`, which `expand` reports.
             Some(d) if d.trim() == "end" => return Ok(i),
             Some(d) if d.starts_with("for ") => {
-                let (name, values) =
+                let (names, passes) =
                     parse_for(d, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
                 let mut body_end = None;
-                if values.is_empty() {
+                if passes.is_empty() {
                     // The body still has to be well formed: expand it once into nothing.
                     let mut sink = String::new();
-                    vars.insert(name.clone(), Value::Int(0));
+                    for name in &names {
+                        vars.insert(name.clone(), Value::Int(0));
+                    }
                     body_end = Some(expand_block(lines, i + 1, vars, &mut sink)?);
                 }
-                for v in values {
-                    vars.insert(name.clone(), v);
+                for pass in passes {
+                    for (name, v) in names.iter().zip(pass) {
+                        vars.insert(name.clone(), v);
+                    }
                     body_end = Some(expand_block(lines, i + 1, vars, out)?);
                 }
-                vars.remove(&name);
+                for name in &names {
+                    vars.remove(name);
+                }
                 let e = body_end.expect("set above");
                 if e >= lines.len() {
                     return Err(format!("line {}: `#for` without `#end`", i + 1));
@@ -110,31 +120,129 @@ fn expand_block(
     Ok(lines.len())
 }
 
-fn parse_for(d: &str, vars: &HashMap<String, Value>) -> Result<(String, Vec<Value>), String> {
+/// A loop's variables and, per pass, their values (one each).
+type Loop = (Vec<String>, Vec<Vec<Value>>);
+
+fn parse_for(d: &str, vars: &HashMap<String, Value>) -> Result<Loop, String> {
     let rest = d["for ".len()..].trim();
-    let (name, values) = rest
+    // An empty value list (`#for (a, b) in`) is a loop of no passes.
+    let (names, values) = rest
         .split_once(" in ")
+        .or_else(|| Some((rest.strip_suffix(" in")?, "")))
         .ok_or_else(|| format!("expected `#for NAME in ...`, got `#{d}`"))?;
-    let name = name.trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("bad loop variable `{name}`"));
-    }
-    if vars.contains_key(name) {
-        return Err(format!("loop variable `{name}` shadows an outer one"));
+    let names = names.trim();
+    let tuple = names.starts_with('(');
+    let names: Vec<String> = if tuple {
+        names
+            .strip_suffix(')')
+            .ok_or_else(|| format!("expected `(NAME, ...)`, got `{names}`"))?[1..]
+            .split(',')
+            .map(|n| n.trim().to_string())
+            .collect()
+    } else {
+        vec![names.to_string()]
+    };
+    for (k, name) in names.iter().enumerate() {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("bad loop variable `{name}`"));
+        }
+        if vars.contains_key(name) {
+            return Err(format!("loop variable `{name}` shadows an outer one"));
+        }
+        if names[..k].contains(name) {
+            return Err(format!("loop variable `{name}` appears twice"));
+        }
     }
     let values = values.trim();
+    if tuple {
+        let passes = parse_tuples(values, names.len(), vars)?;
+        return Ok((names, passes));
+    }
     if let Some((a, b)) = values.split_once("..") {
         let a = eval(a, vars)?;
         let b = eval(b, vars)?;
-        return Ok((name.to_string(), (a..b).map(Value::Int).collect()));
+        return Ok((names, (a..b).map(|v| vec![Value::Int(v)]).collect()));
     }
     Ok((
-        name.to_string(),
+        names,
         values
             .split_whitespace()
-            .map(|w| Value::Word(w.to_string()))
+            .map(|w| vec![Value::Word(w.to_string())])
             .collect(),
     ))
+}
+
+/// `(a, 1) (b, 2) ...`: tuples of `arity` elements. Commas inside quotes or parentheses
+/// (`k_total()`) do not split.
+fn parse_tuples(
+    s: &str,
+    arity: usize,
+    vars: &HashMap<String, Value>,
+) -> Result<Vec<Vec<Value>>, String> {
+    let mut tuples = Vec::new();
+    let mut rest = s.trim_start();
+    while !rest.is_empty() {
+        let inner = rest
+            .strip_prefix('(')
+            .ok_or_else(|| format!("expected `(` at `{rest}`"))?;
+        let (mut depth, mut quoted, mut start) = (0usize, false, 0);
+        let mut elements = Vec::new();
+        let mut close = None;
+        for (at, c) in inner.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                _ if quoted => {}
+                '(' => depth += 1,
+                ')' if depth > 0 => depth -= 1,
+                ')' => {
+                    elements.push(&inner[start..at]);
+                    close = Some(at);
+                    break;
+                }
+                ',' if depth == 0 => {
+                    elements.push(&inner[start..at]);
+                    start = at + 1;
+                }
+                _ => {}
+            }
+        }
+        let close = close.ok_or_else(|| format!("`(` without `)` in `{s}`"))?;
+        if elements.len() != arity {
+            return Err(format!(
+                "`({})` has {} values for {arity} variables",
+                &inner[..close],
+                elements.len()
+            ));
+        }
+        tuples.push(
+            elements
+                .into_iter()
+                .map(|e| tuple_value(e, vars))
+                .collect::<Result<_, _>>()?,
+        );
+        rest = inner[close + 1..].trim_start();
+    }
+    Ok(tuples)
+}
+
+/// A tuple element: `"text"` is that word; otherwise an integer if it evaluates as one, else
+/// the word as written (which must then have no spaces).
+fn tuple_value(e: &str, vars: &HashMap<String, Value>) -> Result<Value, String> {
+    let e = e.trim();
+    if let Some(w) = e.strip_prefix('"').and_then(|w| w.strip_suffix('"'))
+        && !w.contains('"')
+    {
+        return Ok(Value::Word(w.to_string()));
+    }
+    if let Ok(n) = eval(e, vars) {
+        return Ok(Value::Int(n));
+    }
+    if e.is_empty() || e.contains(char::is_whitespace) || e.contains('"') {
+        return Err(format!(
+            "`{e}` is neither an integer nor a word (quote a word with spaces; `\"\"` is empty)"
+        ));
+    }
+    Ok(Value::Word(e.to_string()))
 }
 
 /// Replaces each `{expr}` on a line. WGSL braces (blocks) are left alone: only a brace pair
@@ -332,5 +440,48 @@ mod tests {
             expand("a\n// #for i in 0..0\nx{i}\n// #end\nb\n").unwrap(),
             "a\nb\n"
         );
+    }
+
+    #[test]
+    fn tuple_loops() {
+        for (source, want) in [
+            // Words and integer expressions side by side, one tuple a pass.
+            (
+                "// #for (NAME, F, B) in (main, scalar, 8) (main_cpu, p.k, 2 * 8)\nfn {NAME}() { load_{F}({B / 4}u); }\n// #end\n",
+                "fn main() { load_scalar(2u); }\nfn main_cpu() { load_p.k(4u); }\n",
+            ),
+            // Quotes give the empty word and words with commas; parentheses inside an element
+            // do not end the tuple; integer variables count in elements.
+            (
+                "// #let N = 3\n// #for (S, K) in (\"\", k_total()) (\"_a, b\", N + 1)\nmain{S} < {K}\n// #end\n",
+                "main < k_total()\nmain_a, b < 4\n",
+            ),
+            // Nested inside a range loop, reading its variable.
+            (
+                "// #for i in 0..2\n// #for (C, e) in (x, i) (y, i + 1)\n{C}{e}\n// #end\n// #end\n",
+                "x0\ny1\nx1\ny2\n",
+            ),
+            // No tuples: nothing, but the body must still be well formed.
+            ("a\n// #for (p, q) in\n{p}{q}\n// #end\nb\n", "a\nb\n"),
+        ] {
+            assert_eq!(expand(source).unwrap(), want, "{source:?}");
+        }
+    }
+
+    #[test]
+    fn tuple_errors() {
+        for bad in [
+            "// #for (a, b) in (1, 2, 3)\n// #end\n",
+            "// #for (a, b) in (1)\n// #end\n",
+            "// #for (a, b) in (1, 2\n// #end\n",
+            "// #for (a, a) in (1, 2)\n// #end\n",
+            "// #for (a, b in (1, 2)\n// #end\n",
+            "// #for (a, b) in (1, two words)\n// #end\n",
+            "// #for (a, b) in (1, )\n// #end\n",
+            "// #for (a, b) in 1 2\n// #end\n",
+        ] {
+            let e = expand(bad).unwrap_err();
+            assert!(e.contains("line 1"), "{bad:?}: {e}");
+        }
     }
 }
