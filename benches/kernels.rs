@@ -131,6 +131,17 @@ fn main() {
             time(&gpu, &p),
             flops,
         );
+        if conv2d::texture_im2col_fits(&gpu, c) {
+            let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; c.weight_len()], cout, c.k())
+                .expect("conv weight texture");
+            let mut p = Program::new();
+            conv2d::record_im2col_texture(&gpu, &mut p, c, &x, &wt, None, &y);
+            report(
+                &format!("{name} as im2col + texture product"),
+                time(&gpu, &p),
+                flops,
+            );
+        }
         if conv2d::texture_1x1_fits(&gpu, c) {
             let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
                 .expect("1x1 weight texture");

@@ -233,8 +233,8 @@ fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 @group(0) @binding(2) var wt_f32: texture_storage_2d<rgba32float, read>; // [K/4, N_pad]
 @group(0) @binding(2) var wt_f16: texture_storage_2d<rgba16float, read>; // [K/4, N_pad]
 @group(0) @binding(5) var yt: texture_storage_2d<rgba32float, write>;    // [N/4, M_pad]
-// *_to_buffer4 (N, y_offset and a row bias's length multiples of 4): the epilogue moves whole
-// vec4s, a quarter of the lane-by-lane buffer accesses of finish().
+// *_to_buffer4 and *_to_texture4 (N, y_offset and a row bias's length multiples of 4): the
+// epilogue moves whole vec4s, a quarter of the lane-by-lane buffer accesses of finish().
 @group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> residual4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
@@ -269,7 +269,7 @@ fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 }
 
 // #for W in f32 f16
-// #for OUT in buffer buffer4 texture
+// #for OUT in buffer buffer4 texture texture4
 @compute @workgroup_size(8, 1, 1)
 fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * TEX_ROWS;
@@ -314,10 +314,8 @@ fn store_buffer(r: u32, quad: u32, v: vec4<f32>) {
     finish(r, 4u * quad, v);
 }
 
-fn store_buffer4(r: u32, quad: u32, v: vec4<f32>) {
-    if (r >= p.m || quad >= p.n / 4u) {
-        return;
-    }
+// Bias, GELU and residual on whole vec4s (N, y_offset and a row bias's length multiples of 4).
+fn epilogue4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = v;
     if ((p.flags & 1u) != 0u) {
         if ((p.flags & 8u) != 0u) {
@@ -329,11 +327,22 @@ fn store_buffer4(r: u32, quad: u32, v: vec4<f32>) {
     if ((p.flags & 2u) != 0u) {
         o = vec4<f32>(gelu(o.x), gelu(o.y), gelu(o.z), gelu(o.w));
     }
-    let at = (p.y_offset + r * p.n) / 4u + quad;
     if ((p.flags & 4u) != 0u) {
-        o += residual4[at];
+        o += residual4[(p.y_offset + r * p.n) / 4u + quad];
     }
-    y4[at] = o;
+    return o;
+}
+
+fn store_buffer4(r: u32, quad: u32, v: vec4<f32>) {
+    if (r < p.m && quad < p.n / 4u) {
+        y4[(p.y_offset + r * p.n) / 4u + quad] = epilogue4(r, quad, v);
+    }
+}
+
+fn store_texture4(r: u32, quad: u32, v: vec4<f32>) {
+    if (r < p.m && quad < p.n / 4u) {
+        textureStore(yt, vec2<u32>(p.y_col0 + quad, p.y_row0 + r), epilogue4(r, quad, v));
+    }
 }
 
 fn store_texture(r: u32, quad: u32, v: vec4<f32>) {

@@ -269,7 +269,7 @@ fn variants_refuse_the_other_weight_format() {
 fn texture_variants_chain_through_textures() {
     let g = gpu();
     for v in [Variant::TextureF32, Variant::TextureF16] {
-        for (m, n, k) in [(17, 97, 13), (33, 190, 48), (1, 5, 3)] {
+        for (m, n, k) in [(17, 97, 13), (33, 190, 48), (1, 5, 3), (20, 100, 36)] {
             let x = random(11, m * k, -1.0, 1.0);
             let w = random(12, n * k, -0.5, 0.5);
             let b = random(13, n, -0.5, 0.5);

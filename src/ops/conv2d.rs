@@ -443,9 +443,11 @@ pub fn texture_weight(
     )
 }
 
-/// CPU adapters: any other conv whose patches are at least 128 long (shorter ones do not pay
-/// for the copy, as with [`texture_1x1_fits`]) runs as im2col, one image at a time, into a
-/// [cin * kh * kw, oh * ow] matrix texture, and a texture product with the weight.
+/// CPU adapters: any other conv whose patches are at least 1024 long runs as im2col, one image
+/// at a time, into a [cin * kh * kw, oh * ow] matrix texture, and a texture product with the
+/// weight. Measured on lavapipe (`cargo bench --bench kernels -- conv`): 1.4-2.7x faster than
+/// the buffer kernels from 1024 up, no faster at the stem's 147 or stage 1's 576, where the
+/// copy is as large as the product's work.
 pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
     let (k, ohw) = (shape.k(), shape.oh * shape.ow);
     let patches = (
@@ -453,7 +455,7 @@ pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
         ohw.next_multiple_of(linear::TEXTURE_COLS),
     );
     gpu.info.device_type == wgpu::DeviceType::Cpu
-        && k >= 128
+        && k >= 1024
         && matrix_texture::fits(gpu, patches.0, patches.1)
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), k)
 }

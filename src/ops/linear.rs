@@ -474,6 +474,15 @@ impl Variant {
         }
     }
 
+    /// The entry point storing y as a matrix texture in whole vec4s (texture variants only).
+    fn entry_texture4(self) -> &'static str {
+        match self {
+            Variant::TextureF32 => "main_texture_f32_to_texture4",
+            Variant::TextureF16 => "main_texture_f16_to_texture4",
+            _ => panic!("linear: {self:?} cannot store its output as a texture"),
+        }
+    }
+
     /// The entry point storing y as a matrix texture (texture variants only).
     fn entry_to_texture(self) -> &'static str {
         match self {
@@ -754,7 +763,12 @@ pub fn record_io(
                         t.height,
                         t.texels_wide()
                     );
-                    (variant.entry_to_texture(), Bind::from(&t.view))
+                    let entry = if vec4_epilogue {
+                        variant.entry_texture4()
+                    } else {
+                        variant.entry_to_texture()
+                    };
+                    (entry, Bind::from(&t.view))
                 }
             };
             program.push(
