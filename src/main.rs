@@ -488,7 +488,7 @@ fn info(model: &Model) -> Result<()> {
         2.0 * c.multiply_adds() / 1e9
     );
     println!(
-        "max batch:    {} images per pass within the adapter's binding limit",
+        "max batch:    {} images per pass within the adapter's binding and texture limits",
         model.max_chunk()?
     );
     Ok(())
