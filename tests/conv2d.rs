@@ -3,6 +3,7 @@ mod common;
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
 use vit_hybrid::ops::conv2d::{self, Block, Conv2d, Fill, Variant};
+use vit_hybrid::ops::matrix_texture::MatrixTexture;
 
 /// Runs `shape` with the variant `record` picks (`None`) or a given one, against the CPU.
 fn check_with(shape: Conv2d, bias: bool, variant: Option<Variant>) {
@@ -173,49 +174,72 @@ fn generic_variants() {
     check_every_variant(Conv2d::same(2, 5, 3, 7, 131, 1, 1), false, Fill::Generic);
 }
 
+/// The signature of conv2d's texture paths.
+type TextureRecord = fn(
+    &vit_hybrid::Gpu,
+    &mut Program,
+    Conv2d,
+    &wgpu::Buffer,
+    &MatrixTexture,
+    Option<&wgpu::Buffer>,
+    &wgpu::Buffer,
+);
+
+/// Runs `shape` through one of conv2d's texture paths against the CPU; false (after saying
+/// so) where the adapter is not a CPU adapter and the path is not used.
+fn check_texture_path(
+    path: &str,
+    shape: Conv2d,
+    bias: bool,
+    fits: fn(&vit_hybrid::Gpu, Conv2d) -> bool,
+    record: TextureRecord,
+) -> bool {
+    let g = gpu();
+    if !fits(&g, shape) {
+        assert_ne!(
+            g.info.device_type,
+            wgpu::DeviceType::Cpu,
+            "{shape:?} should fit"
+        );
+        eprintln!("{}: not a CPU adapter, {path} path not used", g.info.name);
+        return false;
+    }
+    let x = random(1, shape.in_len(), -1.0, 1.0);
+    let wv = random(2, shape.weight_len(), -0.5, 0.5);
+    let b = random(3, shape.cout, -0.5, 0.5);
+    let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
+    let wt = conv2d::texture_weight(&g, "w", &wv, shape.cout, shape.k()).unwrap();
+    let yb = g.storage("y", shape.out_len());
+    let mut p = Program::new();
+    record(&g, &mut p, shape, &xb, &wt, bias.then_some(&bb), &yb);
+    p.run(&g).unwrap();
+    let got = g.read(&yb, shape.out_len()).unwrap();
+    let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
+    assert_close(
+        &format!("conv2d {path} texture {shape:?} bias {bias}"),
+        &got,
+        &want,
+        2e-5,
+        1e-4,
+    );
+    true
+}
+
 /// CPU adapters run 1x1 stride-1 convs with >= 128 input channels as linear's texture
 /// product, one per image: a batch of 3 with an odd pixel count and cout, with and without a
 /// per-channel bias.
 #[test]
 fn texture_1x1_product_matches_the_reference() {
-    let g = gpu();
     for (batch, cin, h, w, cout, bias) in [
         (3, 128, 5, 7, 19, true),
         (1, 132, 9, 9, 64, false),
         (2, 128, 4, 4, 8, true),
     ] {
         let shape = Conv2d::same(batch, cin, h, w, cout, 1, 1);
-        if !conv2d::texture_1x1_fits(&g, shape) {
-            assert_ne!(
-                g.info.device_type,
-                wgpu::DeviceType::Cpu,
-                "{shape:?} should fit"
-            );
-            eprintln!(
-                "{}: not a CPU adapter, texture 1x1 path not used",
-                g.info.name
-            );
+        let (fits, record) = (conv2d::texture_1x1_fits, conv2d::record_1x1_texture);
+        if !check_texture_path("1x1", shape, bias, fits, record) {
             return;
         }
-        let x = random(1, shape.in_len(), -1.0, 1.0);
-        let wv = random(2, shape.weight_len(), -0.5, 0.5);
-        let b = random(3, cout, -0.5, 0.5);
-        let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
-        let wt = conv2d::texture_weight(&g, "w", &wv, cout, cin).unwrap();
-        let yb = g.storage("y", shape.out_len());
-        let mut p = Program::new();
-        let bias_b = bias.then_some(&bb);
-        conv2d::record_1x1_texture(&g, &mut p, shape, &xb, &wt, bias_b, &yb);
-        p.run(&g).unwrap();
-        let got = g.read(&yb, shape.out_len()).unwrap();
-        let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
-        assert_close(
-            &format!("conv2d texture 1x1 {shape:?} bias {bias}"),
-            &got,
-            &want,
-            2e-5,
-            1e-4,
-        );
     }
 }
 
@@ -224,7 +248,6 @@ fn texture_1x1_product_matches_the_reference() {
 /// patch conv with a bias, batches of 2-3 and odd sizes.
 #[test]
 fn texture_im2col_product_matches_the_reference() {
-    let g = gpu();
     let cases = [
         (Conv2d::same(2, 120, 9, 11, 19, 3, 1), false),
         (Conv2d::same(3, 114, 10, 7, 8, 3, 2), false),
@@ -233,33 +256,9 @@ fn texture_im2col_product_matches_the_reference() {
         (Conv2d::valid(2, 257, 8, 6, 20, 2, 2), true),
     ];
     for (shape, bias) in cases {
-        if !conv2d::texture_im2col_fits(&g, shape) {
-            assert_ne!(
-                g.info.device_type,
-                wgpu::DeviceType::Cpu,
-                "{shape:?} should fit"
-            );
-            eprintln!("{}: not a CPU adapter, im2col path not used", g.info.name);
+        let (fits, record) = (conv2d::texture_im2col_fits, conv2d::record_im2col_texture);
+        if !check_texture_path("im2col", shape, bias, fits, record) {
             return;
         }
-        let x = random(4, shape.in_len(), -1.0, 1.0);
-        let wv = random(5, shape.weight_len(), -0.5, 0.5);
-        let b = random(6, shape.cout, -0.5, 0.5);
-        let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
-        let wt = conv2d::texture_weight(&g, "w", &wv, shape.cout, shape.k()).unwrap();
-        let yb = g.storage("y", shape.out_len());
-        let mut p = Program::new();
-        let bias_b = bias.then_some(&bb);
-        conv2d::record_im2col_texture(&g, &mut p, shape, &xb, &wt, bias_b, &yb);
-        p.run(&g).unwrap();
-        let got = g.read(&yb, shape.out_len()).unwrap();
-        let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
-        assert_close(
-            &format!("conv2d im2col texture {shape:?} bias {bias}"),
-            &got,
-            &want,
-            2e-5,
-            1e-4,
-        );
     }
 }

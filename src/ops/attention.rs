@@ -8,7 +8,7 @@
 use anyhow::Result;
 
 use crate::gpu::Gpu;
-use crate::ops::linear::{self, Linear, Weight, WeightFormat, WeightStore};
+use crate::ops::linear::{self, Linear, Weight};
 use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
@@ -400,18 +400,8 @@ pub fn record_textures(
             bytes: 32.0 * (batch * hidden * texels) as f64,
         },
     );
-    let keys = Weight {
-        store: WeightStore::Texture(scratch.keys.clone()),
-        format: WeightFormat::F32,
-        n: seq,
-        k: hd,
-    };
-    let values = Weight {
-        store: WeightStore::Texture(qkv.clone()),
-        format: WeightFormat::F32,
-        n: hd,
-        k: seq,
-    };
+    let keys = Weight::texture_operand(scratch.keys.clone(), seq, hd);
+    let values = Weight::texture_operand(qkv.clone(), hd, seq);
     let rows = score_rows(shape);
     let product = |program: &mut Program, shape, x, w: &Weight, y, at| {
         let shape = Linear { at, ..shape };

@@ -9,7 +9,7 @@
 use anyhow::Result;
 
 use crate::gpu::Gpu;
-use crate::ops::linear::{self, Linear, Weight, WeightFormat, WeightStore};
+use crate::ops::linear::{self, Linear, Weight};
 use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
@@ -508,12 +508,7 @@ pub fn record_im2col_texture(
         .expect("texture_im2col_fits checked the size");
     let u = |v: usize| u32::try_from(v).expect("conv2d size fits in u32");
     let texels = ohw.div_ceil(4);
-    let operand = Weight {
-        store: WeightStore::Texture(patches.clone()),
-        format: WeightFormat::F32,
-        n: ohw,
-        k,
-    };
+    let operand = Weight::texture_operand(patches.clone(), ohw, k);
     for b in 0..shape.batch {
         program.push(
             gpu,
@@ -540,25 +535,7 @@ pub fn record_im2col_texture(
                 bytes: 32.0 * (k * texels) as f64,
             },
         );
-        let product = Linear {
-            row_bias: true,
-            at: linear::Offsets {
-                y_offset: b * shape.cout * ohw,
-                ..Default::default()
-            },
-            ..Linear::new(shape.cout, ohw, k)
-        };
-        linear::record_io(
-            gpu,
-            program,
-            product,
-            linear::Variant::TextureF32,
-            Place::Texture(w),
-            &operand,
-            bias,
-            None,
-            Place::Buffer(y),
-        );
+        record_image_product(gpu, program, shape, b, 0, w, &operand, bias, y);
     }
 }
 
@@ -587,32 +564,47 @@ pub fn record_1x1_texture(
         )
         .expect("texture_1x1_fits checked the size");
     to_texture::record(gpu, program, x, hw, &input);
-    let operand = Weight {
-        store: WeightStore::Texture(input),
-        format: WeightFormat::F32,
-        n: hw,
-        k: shape.cin,
-    };
+    let operand = Weight::texture_operand(input, hw, shape.cin);
     for b in 0..shape.batch {
-        let product = Linear {
-            row_bias: true,
-            at: linear::Offsets {
-                w_row0: b * shape.cin,
-                y_offset: b * shape.cout * hw,
-                ..Default::default()
-            },
-            ..Linear::new(shape.cout, hw, shape.cin)
-        };
-        linear::record_io(
-            gpu,
-            program,
-            product,
-            linear::Variant::TextureF32,
-            Place::Texture(w),
-            &operand,
-            bias,
-            None,
-            Place::Buffer(y),
-        );
+        let first_row = b * shape.cin;
+        record_image_product(gpu, program, shape, b, first_row, w, &operand, bias, y);
     }
+}
+
+/// Image `b`'s y[b] = W patches as a texture product: the weight [cout, k] texture as the
+/// first operand, the image's [k, oh * ow] patches (from row `first_row` of `patches`) as
+/// the second, a bias per output channel, written at image b's place in y.
+#[allow(clippy::too_many_arguments)]
+fn record_image_product(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Conv2d,
+    b: usize,
+    first_row: usize,
+    w: &MatrixTexture,
+    patches: &Weight,
+    bias: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) {
+    let ohw = shape.oh * shape.ow;
+    let product = Linear {
+        row_bias: true,
+        at: linear::Offsets {
+            w_row0: first_row,
+            y_offset: b * shape.cout * ohw,
+            ..Default::default()
+        },
+        ..Linear::new(shape.cout, ohw, patches.k)
+    };
+    linear::record_io(
+        gpu,
+        program,
+        product,
+        linear::Variant::TextureF32,
+        Place::Texture(w),
+        patches,
+        bias,
+        None,
+        Place::Buffer(y),
+    );
 }

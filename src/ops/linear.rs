@@ -268,6 +268,17 @@ impl Weight {
         })
     }
 
+    /// An activation as the second operand of a texture product: `t` holds it transposed,
+    /// [k rows (from `Offsets::w_row0`), n columns], as the texture variants read W^T.
+    pub fn texture_operand(t: MatrixTexture, n: usize, k: usize) -> Self {
+        Self {
+            store: WeightStore::Texture(t),
+            format: WeightFormat::F32,
+            n,
+            k,
+        }
+    }
+
     /// The buffer of a [`WeightLayout::Buffer`] weight.
     pub fn buffer(&self) -> Option<&wgpu::Buffer> {
         match &self.store {
@@ -559,17 +570,7 @@ pub fn record(
     y: &wgpu::Buffer,                // [m, n]
 ) {
     let variant = Variant::for_layout(gpu, shape, w.format, w.layout());
-    record_io(
-        gpu,
-        program,
-        shape,
-        variant,
-        Input::Buffer(x),
-        w,
-        bias,
-        residual,
-        Output::Buffer(y),
-    );
+    record_variant(gpu, program, shape, variant, x, w, bias, residual, y);
 }
 
 /// [`record`] with the entry point chosen by the caller (tests run every variant on any
