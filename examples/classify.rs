@@ -24,6 +24,13 @@ fn main() -> Result<()> {
 
     for (path, result) in images.iter().zip(results) {
         println!("{path}");
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                println!("  error: {e:#}");
+                continue;
+            }
+        };
         for p in result.top {
             println!("  {:5.1}%  {}", p.probability * 100.0, p.label);
         }

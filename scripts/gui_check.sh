@@ -45,7 +45,7 @@ fi
 export VIT_HYBRID_GUI_SCREENSHOT="${1:-target/gui-check.png}"
 
 # Build outside the timeout (CI has usually built it already for `cargo test`).
-cargo test --locked --test gui --no-run
+cargo test --release --locked --test gui --no-run
 timeout 600 xvfb-run -a -s "-screen 0 1280x800x24" \
-    cargo test --locked --test gui -- --ignored --nocapture --test-threads=1
+    cargo test --release --locked --test gui -- --ignored --nocapture --test-threads=1
 echo "gui_check: ok, screenshot in $VIT_HYBRID_GUI_SCREENSHOT"

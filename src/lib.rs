@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod gpu;
 pub mod hub;
+pub mod image_integrity;
 pub mod input;
 pub mod model;
 pub mod npy;

@@ -353,7 +353,10 @@ fn classify(
         .into_iter();
         for (path, r) in pending.drain(..) {
             let r = match r {
-                Ok(_) => Ok(results.next().expect("one result per decoded input")),
+                Ok(_) => results
+                    .next()
+                    .expect("one result per decoded input")
+                    .map_err(|e| format!("{e:#}")),
                 Err(e) => Err(e),
             };
             bar.suspend(|| printer.print(out, &path, r))?;
@@ -576,7 +579,23 @@ fn run() -> Result<bool> {
     }
 }
 
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection
+/// while wgpu enumerates adapters, only to sort them, and libwayland prints `error:
+/// XDG_RUNTIME_DIR is invalid or not set` to stderr when there is no session (a server, CI,
+/// ssh). A run that works must not print an error, and we pick the adapter ourselves, so
+/// without a usable runtime dir the layer is turned off through its own switch. A user who
+/// sets NODEVICE_SELECT keeps their choice.
+fn quiet_device_select_layer() {
+    let runtime_dir_ok = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| Path::new(&d).is_absolute() && Path::new(&d).is_dir());
+    if !runtime_dir_ok && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the first statement of main, before any thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_device_select_layer();
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

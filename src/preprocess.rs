@@ -347,21 +347,37 @@ fn per_channel(v: &Value, key: &str) -> Result<[f64; 3]> {
 /// guessed from the content, not the extension, like `PIL.Image.open`.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let shown = path.display();
-    let mut reader = ImageReader::open(path)
-        .with_context(|| format!("opening image {shown}"))?
-        .with_guessed_format()
-        .with_context(|| format!("reading image {shown}"))?;
-    if reader.format().is_none() {
-        bail!("image {shown}: unrecognised image format");
+    let file = std::fs::File::open(path).with_context(|| format!("opening image {shown}"))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("reading image {shown}"))?
+        .len();
+    if size > MAX_DECODE_BYTES {
+        bail!("image {shown}: {size} bytes, more than the {MAX_DECODE_BYTES} this tool reads");
     }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_DECODE_BYTES), &mut bytes)
+        .with_context(|| format!("reading image {shown}"))?;
+    decode_image(&bytes).with_context(|| format!("image {shown}"))
+}
+
+/// [`load_image`] on a file's bytes: the format from the content, Pillow's refusals
+/// (`image_integrity`), then the decoder under the same limits.
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .context("reading the image header")?;
+    let Some(format) = reader.format() else {
+        bail!("unrecognised image format");
+    };
+    let bytes = crate::image_integrity::prepare(bytes, format)?;
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(&bytes[..]), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    reader
-        .decode()
-        .with_context(|| format!("decoding image {shown}"))
+    reader.decode().context("decoding")
 }
 
 /// Pillow's `convert("RGB")`, which transformers' `convert_to_rgb` calls: gray is replicated

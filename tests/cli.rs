@@ -125,6 +125,60 @@ fn npy_input_and_plain_output() {
     assert!(stdout.contains("tiny class"), "{stdout}");
 }
 
+/// Finite weights whose products overflow float32 give infinite logits: each input's error
+/// (exit 1), never a probability table of NaN.
+#[test]
+fn non_finite_logits_are_an_error_not_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(tiny().join(f), dir.path().join(f)).unwrap();
+    }
+    let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                v.dtype(),
+                v.shape().to_vec(),
+                v.data().to_vec(),
+            )
+        })
+        .collect();
+    for t in tensors.iter_mut().filter(|t| t.0 == "classifier.weight") {
+        for (i, b) in t.3.chunks_exact_mut(4).enumerate() {
+            let v: f32 = if i % 2 == 0 { 3.0e38 } else { 2.0e38 };
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    let (code, stdout, stderr) = run(&[
+        "classify",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--json",
+        photo().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "stderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let e = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(e.contains("NaN or infinite"), "{e}");
+    assert!(
+        stderr.contains("chelsea.png") && !stdout.contains("top"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bad_inputs_are_reported_in_place_and_the_rest_classified() {
     let dir = tempfile::tempdir().unwrap();
@@ -530,5 +584,23 @@ fn shader_prints_the_expanded_source() {
     assert!(
         err.contains("no shader named") && err.contains("linear"),
         "{err}"
+    );
+}
+
+#[test]
+fn clean_run_prints_no_error_line() {
+    // Where CI and servers run: no desktop session, so no XDG_RUNTIME_DIR.
+    let out = Command::new(env!("CARGO_BIN_EXE_vit-hybrid"))
+        .args(["classify", "--model", tiny().to_str().unwrap()])
+        .arg(photo())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(
+        !stderr.to_lowercase().contains("error"),
+        "a run that works printed: {stderr}"
     );
 }

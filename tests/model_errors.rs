@@ -94,6 +94,53 @@ fn wrong_shape_names_expected_and_actual() {
     assert_mentions(&load_err(dir.path()), &["classifier.bias", "[5]", "[10]"]);
 }
 
+/// One NaN (or Inf) in one weight would make every logit NaN: refused at load, by tensor
+/// and count, in every dtype the loader reads.
+#[test]
+fn non_finite_weights_are_refused_by_name() {
+    for (name, value, kind) in [
+        (
+            "vit.encoder.layer.0.attention.attention.query.weight",
+            f32::NAN,
+            "1 NaN",
+        ),
+        (
+            "vit.embeddings.patch_embeddings.backbone.bit.embedder.convolution.weight",
+            f32::INFINITY,
+            "1 infinite",
+        ),
+        ("classifier.weight", f32::NEG_INFINITY, "1 infinite"),
+    ] {
+        let dir = copy_tiny();
+        rewrite_weights(dir.path(), |m| {
+            let t = m
+                .get_mut(name)
+                .unwrap_or_else(|| panic!("the fixture has {name}"));
+            assert_eq!(t.0, Dtype::F32);
+            t.2[4..8].copy_from_slice(&value.to_le_bytes());
+        });
+        assert_mentions(&load_err(dir.path()), &["model.safetensors", name, kind]);
+    }
+    let dir = copy_tiny();
+    rewrite_weights(dir.path(), |m| {
+        let t = m.get_mut("classifier.bias").unwrap();
+        let half: Vec<u8> =
+            t.2.chunks_exact(4)
+                .enumerate()
+                .flat_map(|(i, b)| {
+                    let v = if i == 3 {
+                        f32::NAN
+                    } else {
+                        f32::from_le_bytes(b.try_into().unwrap())
+                    };
+                    half::f16::from_f32(v).to_le_bytes()
+                })
+                .collect();
+        *t = (Dtype::F16, t.1.clone(), half);
+    });
+    assert_mentions(&load_err(dir.path()), &["classifier.bias", "1 NaN"]);
+}
+
 #[test]
 fn truncated_and_corrupt_weights() {
     let dir = copy_tiny();

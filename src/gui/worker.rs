@@ -233,8 +233,12 @@ impl Server {
                 let t = Instant::now();
                 let mut results = model.classify(&pixels, 1, TOP_K)?;
                 let forward = t.elapsed();
+                let top = match results.pop() {
+                    Some(r) => r?.top,
+                    None => Vec::new(),
+                };
                 Ok(Classified {
-                    top: results.pop().map(|c| c.top).unwrap_or_default(),
+                    top,
                     preprocess,
                     forward,
                 })

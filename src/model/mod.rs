@@ -438,14 +438,29 @@ impl Model {
     }
 
     /// Logits and the `k` most probable classes of every image in `pixels` [batch, 3, H, W].
-    pub fn classify(&self, pixels: &[f32], batch: usize, k: usize) -> Result<Vec<Classification>> {
+    /// An image whose logits are not all finite (an input or activations past float32's
+    /// range) is that image's error, never an answer; the others in the batch still count.
+    pub fn classify(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        k: usize,
+    ) -> Result<Vec<Result<Classification>>> {
         let logits = self.forward(pixels, batch)?;
         let labels = self.config.num_labels();
         Ok(logits
             .chunks(labels)
-            .map(|l| Classification {
-                top: self.top_k(l, k),
-                logits: l.to_vec(),
+            .map(|l| {
+                let bad = l.iter().filter(|v| !v.is_finite()).count();
+                anyhow::ensure!(
+                    bad == 0,
+                    "{bad} of its {labels} logits are NaN or infinite (the input or an \
+                     activation is outside float32's range), so there is no answer"
+                );
+                Ok(Classification {
+                    top: self.top_k(l, k),
+                    logits: l.to_vec(),
+                })
             })
             .collect())
     }
@@ -455,7 +470,7 @@ impl Model {
         &self,
         images: &[image::DynamicImage],
         k: usize,
-    ) -> Result<Vec<Classification>> {
+    ) -> Result<Vec<Result<Classification>>> {
         let mut pixels = Vec::with_capacity(images.len() * self.image_len());
         for (i, img) in images.iter().enumerate() {
             pixels

@@ -51,6 +51,20 @@ fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     })
 }
 
+/// Refuses a tensor holding NaN or infinite values: one such weight turns every logit into
+/// NaN, and a run must not print that as an answer.
+fn ensure_finite(name: &str, data: &[f32]) -> Result<()> {
+    let nan = data.iter().filter(|v| v.is_nan()).count();
+    let inf = data.iter().filter(|v| v.is_infinite()).count();
+    if nan + inf > 0 {
+        bail!(
+            "tensor {name} holds {nan} NaN and {inf} infinite values (of {}); weights must be finite",
+            data.len()
+        );
+    }
+    Ok(())
+}
+
 impl HostWeights {
     /// Reads and checks `model.safetensors` against `config`.
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
@@ -86,6 +100,7 @@ impl HostWeights {
                 );
             }
             let data = to_f32(&name, view.dtype(), view.data())
+                .and_then(|d| ensure_finite(&name, &d).map(|()| d))
                 .with_context(|| format!("in {}", path.display()))?;
             let dtype = format!("{:?}", view.dtype());
             tensors.insert(name, HostTensor { shape, data, dtype });
@@ -108,6 +123,7 @@ impl HostWeights {
             if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
                 bail!("tensor {name} has shape {:?}, expected {shape:?}", t.shape);
             }
+            ensure_finite(&name, &t.data)?;
             tensors.insert(name, t);
         }
         let mut unused: Vec<String> = given.into_keys().collect();
