@@ -109,6 +109,7 @@ fn main() {
         ("conv 3x3 64->64 @96", 64, 96, 64, 3, 1),
         ("conv 1x1 64->256 @96", 64, 96, 256, 1, 1),
         ("conv 3x3/2 128->128 @96", 128, 96, 128, 3, 2),
+        ("conv 1x1/2 256->512 @96", 256, 96, 512, 1, 2),
         ("conv 3x3 256->256 @24", 256, 24, 256, 3, 1),
         ("conv 1x1 1024->256 @24", 1024, 24, 256, 1, 1),
         ("conv 1x1 projection 1024->768 @24", 1024, 24, 768, 1, 1),
@@ -131,7 +132,7 @@ fn main() {
             time(&gpu, &p),
             flops,
         );
-        if conv2d::texture_im2col_fits(&gpu, c) {
+        if conv2d::texture_im2col_fits(&gpu, c) && !conv2d::texture_1x1_fits(&gpu, c) {
             let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; c.weight_len()], cout, c.k())
                 .expect("conv weight texture");
             let mut p = Program::new();

@@ -225,15 +225,17 @@ fn check_texture_path(
     true
 }
 
-/// CPU adapters run 1x1 stride-1 convs with >= 128 input channels as linear's texture
-/// product, one per image: a batch of 3 with an odd pixel count and cout, with and without a
-/// per-channel bias.
+/// CPU adapters run 1x1 stride-1 convs as linear's texture product, one per image: a batch
+/// of 3 with an odd pixel count and cout, few input channels, with and without a per-channel
+/// bias.
 #[test]
 fn texture_1x1_product_matches_the_reference() {
     for (batch, cin, h, w, cout, bias) in [
         (3, 128, 5, 7, 19, true),
         (1, 132, 9, 9, 64, false),
         (2, 128, 4, 4, 8, true),
+        (2, 4, 7, 5, 9, true),
+        (1, 64, 6, 6, 256, false),
     ] {
         let shape = Conv2d::same(batch, cin, h, w, cout, 1, 1);
         let (fits, record) = (conv2d::texture_1x1_fits, conv2d::record_1x1_texture);
@@ -243,9 +245,10 @@ fn texture_1x1_product_matches_the_reference() {
     }
 }
 
-/// CPU adapters run other convs with patches of >= 1024 values as im2col into a texture and a
-/// texture product: SAME 3x3 (stride 1 and 2), the 7x7/2 stem, a strided 1x1, a valid 2x2
-/// patch conv with a bias, batches of 2-3 and odd sizes.
+/// CPU adapters run every other conv as im2col into a texture and a texture product: SAME 3x3
+/// (stride 1 and 2), 7x7/2 stems (3 input channels: 147-long patches), strided 1x1s, a 1x1
+/// with an input channel count that is not a multiple of 4, a valid 2x2 patch conv with a
+/// bias, batches of 2-3 and odd sizes.
 #[test]
 fn texture_im2col_product_matches_the_reference() {
     let cases = [
@@ -254,6 +257,10 @@ fn texture_im2col_product_matches_the_reference() {
         (Conv2d::same(1, 21, 29, 30, 16, 7, 2), false),
         (Conv2d::same(2, 1030, 5, 5, 12, 1, 2), false),
         (Conv2d::valid(2, 257, 8, 6, 20, 2, 2), true),
+        (Conv2d::same(2, 3, 23, 18, 10, 7, 2), true),
+        (Conv2d::same(1, 64, 12, 12, 64, 3, 1), false),
+        (Conv2d::same(2, 12, 9, 9, 24, 1, 2), false),
+        (Conv2d::same(1, 6, 5, 5, 7, 1, 1), true),
     ];
     for (shape, bias) in cases {
         let (fits, record) = (conv2d::texture_im2col_fits, conv2d::record_im2col_texture);

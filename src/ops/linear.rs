@@ -664,10 +664,18 @@ pub fn record_io(
                 }),
         "linear: texture offsets are for texture variants, got {at:?}"
     );
+    // A matrix texture's rows are whole texels, and past n the product only meets w's zero
+    // padding. With no bias or residual to add, the last texel can be stored whole (0 past n
+    // for finite x; readers mask or multiply by zero there), so the vec4 epilogue serves an n
+    // that is not a multiple of 4 (attention's scores).
+    let n_stored = match y {
+        Output::Texture(_) if bias.is_none() && residual.is_none() => shape.n.next_multiple_of(4),
+        _ => shape.n,
+    };
     let u = |v: usize| u32::try_from(v).expect("linear size fits in u32");
     let params = LinearParams {
         m: u(shape.m),
-        n: u(shape.n),
+        n: u(n_stored),
         k: u(shape.k),
         x_row_stride: u(shape.x_row_stride),
         flags,
@@ -749,7 +757,7 @@ pub fn record_io(
                     &spare
                 }
             };
-            let vec4_epilogue = shape.n.is_multiple_of(4)
+            let vec4_epilogue = n_stored.is_multiple_of(4)
                 && at.y_offset.is_multiple_of(4)
                 && (!shape.row_bias || shape.m.is_multiple_of(4))
                 && bias.is_none_or(|b| b.size() >= 16);
