@@ -442,24 +442,19 @@ fn info(model: &Model) -> Result<()> {
         head_dim: c.head_dim(),
     };
     let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
-    println!(
-        "conv2d:       {} block layout ({}){}",
-        if cpu { "CPU" } else { "GPU" },
-        if cpu {
-            "8x4 invocations owning 32x16 outputs; 8x2 for <= 64 channels"
-        } else {
-            "16x16 invocations owning 8x8 outputs"
-        },
-        if cpu {
-            "; 1x1 stride-1 convs with >= 128 channels and the projection as linear's texture \
-             product (linear:main_texture_f32_to_buffer4)"
-        } else {
-            ""
-        }
-    );
+    if cpu {
+        println!(
+            "conv2d:       texture products (linear:main_texture_f32_to_buffer4): 1x1 stride-1 \
+             convs read their input copied into a texture, every other conv its im2col patches \
+             (to_texture:im2col); buffer kernels (8x4 invocations owning 32x16 outputs) only past \
+             the texture limits"
+        );
+    } else {
+        println!("conv2d:       GPU block layout (16x16 invocations owning 8x8 outputs)");
+    }
     if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
         println!(
-            "attention:    texture products per head (linear:main_texture_f32_to_texture, \
+            "attention:    texture products per head (linear:main_texture_f32_to_texture4, \
              attention:softmax_texture)"
         );
     } else {
