@@ -44,6 +44,17 @@ struct Params {
     w_col0: u32,
     y_row0: u32,
     y_col0: u32,
+    // Texture variants: the step of every offset above from one product to the next along
+    // workgroup_id.z, so that one dispatch runs many products (attention's heads, a batch of
+    // 1x1 convs); zero for a single product.
+    z_y_offset: u32,
+    z_x_row0: u32,
+    z_x_col0: u32,
+    z_w_row0: u32,
+    z_w_col0: u32,
+    z_y_row0: u32,
+    z_y_col0: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -163,14 +174,15 @@ fn step_{B}x{B}(acc: ptr<function, array<vec4<f32>, {B * B / 4}>>, lid: vec3<u32
 fn finish_{B}x{B}(acc: ptr<function, array<vec4<f32>, {B * B / 4}>>, r0: u32, c0: u32) {
 // #for i in 0..B
 // #for j in 0..B / 4
-    finish(r0 + {4 * W * (i / 4) + i % 4}u, c0 + {4 * W * j}u, (*acc)[{B / 4 * i + j}]);
+    finish(p.y_offset, r0 + {4 * W * (i / 4) + i % 4}u, c0 + {4 * W * j}u, (*acc)[{B / 4 * i + j}]);
 // #end
 // #end
 }
 
 // #end
-// Bias, activation and residual for y[r, c..c+4], each checked against M and N.
-fn finish(r: u32, c: u32, v: vec4<f32>) {
+// Bias, activation and residual for y[r, c..c+4] (y and the residual from y0 in their
+// buffers), each checked against M and N.
+fn finish(y0: u32, r: u32, c: u32, v: vec4<f32>) {
     if (r >= p.m) {
         return;
     }
@@ -186,7 +198,7 @@ fn finish(r: u32, c: u32, v: vec4<f32>) {
         if ((p.flags & 2u) != 0u) {
             o = gelu(o);
         }
-        let at = p.y_offset + r * p.n + n;
+        let at = y0 + r * p.n + n;
         if ((p.flags & 4u) != 0u) {
             o += residual[at];
         }
@@ -247,7 +259,7 @@ const TEX_QUADS: u32 = {TQ}u;
 const TEX_LANES: u32 = 8u;
 
 // Bias, GELU and residual for columns 4 * quad.. of row r; zero past N.
-fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = vec4<f32>(0.0);
     for (var e = 0u; e < 4u; e++) {
         let n = 4u * quad + e;
@@ -260,7 +272,7 @@ fn texture_epilogue(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
                 s = gelu(s);
             }
             if ((p.flags & 4u) != 0u) {
-                s += residual[p.y_offset + r * p.n + n];
+                s += residual[y0 + r * p.n + n];
             }
             o[e] = s;
         }
@@ -282,10 +294,11 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // #end
 // #end
     let k4 = i32((p.k + 3u) / 4u);
-    let xr = r0 + i32(p.x_row0);
-    let xc = i32(p.x_col0);
-    let wr = i32(p.w_row0);
-    let wc = i32(quad0 + p.w_col0);
+    let z = wid.z;
+    let xr = r0 + i32(p.x_row0 + z * p.z_x_row0);
+    let xc = i32(p.x_col0 + z * p.z_x_col0);
+    let wr = i32(p.w_row0 + z * p.z_w_row0);
+    let wc = i32(quad0 + p.w_col0 + z * p.z_w_col0);
     for (var kq = 0; kq < k4; kq++) {
 // #for r in 0..TR
         let x{r} = textureLoad(xt, vec2<i32>(xc + kq, xr + {r}));
@@ -303,19 +316,29 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
     }
 // #for r in 0..TR
 // #for q in 0..TQ
-    store_{OUT}(row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
+    store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
 // #end
 // #end
 }
 // #end
 // #end
 
-fn store_buffer(r: u32, quad: u32, v: vec4<f32>) {
-    finish(r, 4u * quad, v);
+// Where product z's y (and residual) start in their buffers.
+fn y_at(z: u32) -> u32 {
+    return p.y_offset + z * p.z_y_offset;
+}
+
+// Product z's y as a texture: its first texel and row.
+fn y_texel(z: u32, r: u32, quad: u32) -> vec2<u32> {
+    return vec2<u32>(p.y_col0 + z * p.z_y_col0 + quad, p.y_row0 + z * p.z_y_row0 + r);
+}
+
+fn store_buffer(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+    finish(y_at(z), r, 4u * quad, v);
 }
 
 // Bias, GELU and residual on whole vec4s (N, y_offset and a row bias's length multiples of 4).
-fn epilogue4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = v;
     if ((p.flags & 1u) != 0u) {
         if ((p.flags & 8u) != 0u) {
@@ -328,25 +351,26 @@ fn epilogue4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
         o = vec4<f32>(gelu(o.x), gelu(o.y), gelu(o.z), gelu(o.w));
     }
     if ((p.flags & 4u) != 0u) {
-        o += residual4[(p.y_offset + r * p.n) / 4u + quad];
+        o += residual4[(y0 + r * p.n) / 4u + quad];
     }
     return o;
 }
 
-fn store_buffer4(r: u32, quad: u32, v: vec4<f32>) {
+fn store_buffer4(z: u32, r: u32, quad: u32, v: vec4<f32>) {
     if (r < p.m && quad < p.n / 4u) {
-        y4[(p.y_offset + r * p.n) / 4u + quad] = epilogue4(r, quad, v);
+        let y0 = y_at(z);
+        y4[(y0 + r * p.n) / 4u + quad] = epilogue4(y0, r, quad, v);
     }
 }
 
-fn store_texture4(r: u32, quad: u32, v: vec4<f32>) {
+fn store_texture4(z: u32, r: u32, quad: u32, v: vec4<f32>) {
     if (r < p.m && quad < p.n / 4u) {
-        textureStore(yt, vec2<u32>(p.y_col0 + quad, p.y_row0 + r), epilogue4(r, quad, v));
+        textureStore(yt, y_texel(z, r, quad), epilogue4(y_at(z), r, quad, v));
     }
 }
 
-fn store_texture(r: u32, quad: u32, v: vec4<f32>) {
+fn store_texture(z: u32, r: u32, quad: u32, v: vec4<f32>) {
     if (r < p.m && quad < (p.n + 3u) / 4u) {
-        textureStore(yt, vec2<u32>(p.y_col0 + quad, p.y_row0 + r), texture_epilogue(r, quad, v));
+        textureStore(yt, y_texel(z, r, quad), texture_epilogue(y_at(z), r, quad, v));
     }
 }

@@ -403,7 +403,7 @@ pub fn record_textures(
     let keys = Weight::texture_operand(scratch.keys.clone(), seq, hd);
     let values = Weight::texture_operand(qkv.clone(), hd, seq);
     let rows = score_rows(shape);
-    let product = |program: &mut Program, shape, x, w: &Weight, y, at| {
+    let product = |program: &mut Program, shape: Linear, x, w: &Weight, y, at| {
         let shape = Linear { at, ..shape };
         let v = linear::Variant::TextureF32;
         linear::record_io(gpu, program, shape, v, x, w, None, None, y);
@@ -416,18 +416,26 @@ pub fn record_textures(
         scale: (1.0 / (hd as f64).sqrt()) as f32,
         s_stride: u(rows),
     };
+    // Every head's product in one dispatch (workgroup_id.z = head), one image at a time.
+    let per_head = |m, n, k, step| Linear {
+        repeat: heads,
+        step,
+        ..Linear::new(m, n, k)
+    };
     for b in 0..batch {
-        for h in 0..heads {
-            let at = linear::Offsets {
-                x_row0: b * seq,
-                x_col0: h * hd / 4,
-                w_row0: b * hidden + h * hd,
-                y_row0: h * rows,
-                ..Default::default()
-            };
-            let (x, y) = (Place::Texture(qkv), Place::Texture(&scratch.scores));
-            product(program, Linear::new(seq, seq, hd), x, &keys, y, at);
-        }
+        let at = linear::Offsets {
+            x_row0: b * seq,
+            w_row0: b * hidden,
+            ..Default::default()
+        };
+        let step = linear::Offsets {
+            x_col0: hd / 4,
+            w_row0: hd,
+            y_row0: rows,
+            ..Default::default()
+        };
+        let (x, y) = (Place::Texture(qkv), Place::Texture(&scratch.scores));
+        product(program, per_head(seq, seq, hd, step), x, &keys, y, at);
         program.push(
             gpu,
             Call {
@@ -443,17 +451,19 @@ pub fn record_textures(
                 bytes: 12.0 * (heads * seq * seq) as f64,
             },
         );
-        for h in 0..heads {
-            let at = linear::Offsets {
-                x_row0: h * rows,
-                w_row0: b * seq,
-                w_col0: (2 * hidden + h * hd) / 4,
-                y_row0: b * seq,
-                y_col0: h * hd / 4,
-                ..Default::default()
-            };
-            let (x, y) = (Place::Texture(&scratch.probs), Place::Texture(out));
-            product(program, Linear::new(seq, hd, seq), x, &values, y, at);
-        }
+        let at = linear::Offsets {
+            w_row0: b * seq,
+            w_col0: 2 * hidden / 4,
+            y_row0: b * seq,
+            ..Default::default()
+        };
+        let step = linear::Offsets {
+            x_row0: rows,
+            w_col0: hd / 4,
+            y_col0: hd / 4,
+            ..Default::default()
+        };
+        let (x, y) = (Place::Texture(&scratch.probs), Place::Texture(out));
+        product(program, per_head(seq, hd, seq, step), x, &values, y, at);
     }
 }

@@ -534,7 +534,7 @@ pub fn record_im2col_texture(
                 bytes: 32.0 * (k * texels) as f64,
             },
         );
-        record_image_product(gpu, program, shape, b, 0, w, &operand, bias, y);
+        record_image_product(gpu, program, shape, b, (1, 0), w, &operand, bias, y);
     }
 }
 
@@ -564,22 +564,22 @@ pub fn record_1x1_texture(
         .expect("texture_1x1_fits checked the size");
     to_texture::record(gpu, program, x, hw, &input);
     let operand = Weight::texture_operand(input, hw, shape.cin);
-    for b in 0..shape.batch {
-        let first_row = b * shape.cin;
-        record_image_product(gpu, program, shape, b, first_row, w, &operand, bias, y);
-    }
+    // Image b's rows start at b * cin: every image's product in one dispatch.
+    let images = (shape.batch, shape.cin);
+    record_image_product(gpu, program, shape, 0, images, w, &operand, bias, y);
 }
 
-/// Image `b`'s y[b] = W patches as a texture product: the weight [cout, k] texture as the
-/// first operand, the image's [k, oh * ow] patches (from row `first_row` of `patches`) as
-/// the second, a bias per output channel, written at image b's place in y.
+/// Images b.. (`images`: how many, and how many rows of `patches` apart) as texture
+/// products y[b] = W patches, in one dispatch: the weight [cout, k] texture as the first
+/// operand, each image's [k, oh * ow] patches (image b's from row 0 of `patches`) as the
+/// second, a bias per output channel, written at each image's place in y.
 #[allow(clippy::too_many_arguments)]
 fn record_image_product(
     gpu: &Gpu,
     program: &mut Program,
     shape: Conv2d,
     b: usize,
-    first_row: usize,
+    (count, rows_apart): (usize, usize),
     w: &MatrixTexture,
     patches: &Weight,
     bias: Option<&wgpu::Buffer>,
@@ -589,8 +589,13 @@ fn record_image_product(
     let product = Linear {
         row_bias: true,
         at: linear::Offsets {
-            w_row0: first_row,
             y_offset: b * shape.cout * ohw,
+            ..Default::default()
+        },
+        repeat: count,
+        step: linear::Offsets {
+            w_row0: rows_apart,
+            y_offset: shape.cout * ohw,
             ..Default::default()
         },
         ..Linear::new(shape.cout, ohw, patches.k)

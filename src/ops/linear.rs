@@ -59,6 +59,14 @@ pub struct LinearParams {
     pub w_col0: u32,
     pub y_row0: u32,
     pub y_col0: u32,
+    pub z_y_offset: u32,
+    pub z_x_row0: u32,
+    pub z_x_col0: u32,
+    pub z_w_row0: u32,
+    pub z_w_col0: u32,
+    pub z_y_row0: u32,
+    pub z_y_col0: u32,
+    pub _pad: u32,
 }
 
 /// Shape and epilogue of one linear.
@@ -77,6 +85,10 @@ pub struct Linear {
     pub row_bias: bool,
     /// Where each operand starts in its buffer or texture.
     pub at: Offsets,
+    /// Texture variants: this many products of the same shape in one dispatch, product i
+    /// with operands at `at + i * step` (attention's heads, a batch of 1x1 convs). 1 for one.
+    pub repeat: usize,
+    pub step: Offsets,
 }
 
 /// Where a linear's operands start, so that one buffer or texture holds many of them (the
@@ -95,6 +107,21 @@ pub struct Offsets {
     pub y_col0: usize,
 }
 
+impl Offsets {
+    /// `self + i * step`, field by field.
+    pub fn advanced(self, step: Offsets, i: usize) -> Offsets {
+        Offsets {
+            y_offset: self.y_offset + i * step.y_offset,
+            x_row0: self.x_row0 + i * step.x_row0,
+            x_col0: self.x_col0 + i * step.x_col0,
+            w_row0: self.w_row0 + i * step.w_row0,
+            w_col0: self.w_col0 + i * step.w_col0,
+            y_row0: self.y_row0 + i * step.y_row0,
+            y_col0: self.y_col0 + i * step.y_col0,
+        }
+    }
+}
+
 impl Linear {
     pub fn new(m: usize, n: usize, k: usize) -> Self {
         Self {
@@ -105,6 +132,8 @@ impl Linear {
             gelu: false,
             row_bias: false,
             at: Offsets::default(),
+            repeat: 1,
+            step: Offsets::default(),
         }
     }
 }
@@ -657,13 +686,19 @@ pub fn record_io(
     let at = shape.at;
     assert!(
         variant.layout() == WeightLayout::Texture
-            || at
+            || (at
                 == (Offsets {
                     y_offset: at.y_offset,
                     ..Offsets::default()
-                }),
-        "linear: texture offsets are for texture variants, got {at:?}"
+                })
+                && shape.repeat == 1),
+        "linear: texture offsets and repeats are for texture variants, got {shape:?}"
     );
+    if shape.repeat == 0 {
+        return;
+    }
+    // Bounds are checked for the last product; the steps never go backwards.
+    let last = at.advanced(shape.step, shape.repeat - 1);
     // A matrix texture's rows are whole texels, and past n the product only meets w's zero
     // padding. With no bias or residual to add, the last texel can be stored whole (0 past n
     // for finite x; readers mask or multiply by zero there), so the vec4 epilogue serves an n
@@ -686,11 +721,20 @@ pub fn record_io(
         w_col0: u(at.w_col0),
         y_row0: u(at.y_row0),
         y_col0: u(at.y_col0),
+        z_y_offset: u(shape.step.y_offset),
+        z_x_row0: u(shape.step.x_row0),
+        z_x_col0: u(shape.step.x_col0),
+        z_w_row0: u(shape.step.w_row0),
+        z_w_col0: u(shape.step.w_col0),
+        z_y_row0: u(shape.step.y_row0),
+        z_y_col0: u(shape.step.y_col0),
+        _pad: 0,
     };
     let (m, n, k) = (shape.m as f64, shape.n as f64, shape.k as f64);
-    let flops = 2.0 * m * n * k;
-    let bytes =
-        4.0 * (m * k + m * n * if residual.is_some() { 2.0 } else { 1.0 }) + w.bytes() as f64;
+    let products = shape.repeat as f64;
+    let flops = 2.0 * m * n * k * products;
+    let bytes = products
+        * (4.0 * (m * k + m * n * if residual.is_some() { 2.0 } else { 1.0 }) + w.bytes() as f64);
     match &w.store {
         WeightStore::Buffer(wb) => {
             let (Input::Buffer(x), Output::Buffer(y)) = (x, y) else {
@@ -733,15 +777,15 @@ pub fn record_io(
             };
             let k4 = shape.k.div_ceil(4);
             assert!(
-                xt.height >= at.x_row0 + shape.m.next_multiple_of(TEXTURE_ROWS)
-                    && xt.texels_wide() >= at.x_col0 + k4,
+                xt.height >= last.x_row0 + shape.m.next_multiple_of(TEXTURE_ROWS)
+                    && xt.texels_wide() >= last.x_col0 + k4,
                 "linear: x texture [{}, {} texels] does not hold {shape:?}",
                 xt.height,
                 xt.texels_wide()
             );
             assert!(
-                wt.height >= at.w_row0 + 4 * k4
-                    && wt.texels_wide() >= at.w_col0 + shape.n.next_multiple_of(TEXTURE_COLS) / 4,
+                wt.height >= last.w_row0 + 4 * k4
+                    && wt.texels_wide() >= last.w_col0 + shape.n.next_multiple_of(TEXTURE_COLS) / 4,
                 "linear: w texture [{}, {} texels] does not hold {shape:?}",
                 wt.height,
                 wt.texels_wide()
@@ -759,15 +803,23 @@ pub fn record_io(
             };
             let vec4_epilogue = n_stored.is_multiple_of(4)
                 && at.y_offset.is_multiple_of(4)
+                && shape.step.y_offset.is_multiple_of(4)
                 && (!shape.row_bias || shape.m.is_multiple_of(4))
                 && bias.is_none_or(|b| b.size() >= 16);
+            if let Output::Buffer(b) = y {
+                assert!(
+                    b.size() >= 4 * (last.y_offset + shape.m * shape.n) as u64,
+                    "linear: y buffer of {} bytes does not hold {shape:?}",
+                    b.size()
+                );
+            }
             let (entry, out) = match y {
                 Output::Buffer(b) if vec4_epilogue => (variant.entry_buffer4(), Bind::from(b)),
                 Output::Buffer(b) => (variant.entry(), Bind::from(b)),
                 Output::Texture(t) => {
                     assert!(
-                        t.height >= at.y_row0 + shape.m
-                            && t.texels_wide() >= at.y_col0 + shape.n.div_ceil(4),
+                        t.height >= last.y_row0 + shape.m
+                            && t.texels_wide() >= last.y_col0 + shape.n.div_ceil(4),
                         "linear: y texture [{}, {} texels] does not hold {shape:?}",
                         t.height,
                         t.texels_wide()
@@ -796,7 +848,7 @@ pub fn record_io(
                     workgroups: [
                         shape.n.div_ceil(TEXTURE_COLS) as u32,
                         shape.m.div_ceil(TEXTURE_ROWS) as u32,
-                        1,
+                        u(shape.repeat),
                     ],
                     flops,
                     bytes,
