@@ -196,7 +196,7 @@ fn main() {
             eps: 1e-5,
             relu: true,
         };
-        group_norm::record(&gpu, &mut p, shape, &x, &g, &b);
+        group_norm::record(&gpu, &mut p, shape, &x, &g, &b, None);
         let t = time(&gpu, &p);
         println!(
             "{:<44} {:>9.3} ms {:>8.2} GB/s",

@@ -1,5 +1,6 @@
-// group_norm: x = act((x - mean) / sqrt(var + eps) * gamma[c] + beta[c]), in place, with mean and
-// biased var taken over each group of C/G channels x HW pixels of one image (BiT's GroupNorm).
+// group_norm: x = act((x - mean) / sqrt(var + eps) * gamma[c] + beta[c] [+ residual]), in place,
+// with mean and biased var taken over each group of C/G channels x HW pixels of one image
+// (BiT's GroupNorm; with the residual, a bottleneck's ReLU(norm3(x) + shortcut) in one pass).
 //
 // Layout: x is [B, C, HW]. The channels of group g are adjacent, so group (b, g) is one
 // contiguous run of (C/G) * HW floats starting at (b * G + g) * (C/G) * HW.
@@ -19,14 +20,19 @@ struct Params {
     hw: u32,
     groups: u32,
     eps: f32,
-    // 1: ReLU after the affine step
+    // 1: ReLU after the affine step (and the residual)
     relu: u32,
+    // 1: add `residual` after the affine step, before the ReLU
+    add_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // [B, C, HW], normalised in place
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;   // [C]
 @group(0) @binding(3) var<storage, read> beta: array<f32>;    // [C]
+// Bound to a placeholder without add_residual.
+@group(0) @binding(4) var<storage, read> residual: array<f32>;        // [B, C, HW]
+@group(0) @binding(4) var<storage, read> residual4: array<vec4<f32>>; // [B, C, HW / 4]
 
 const WG: u32 = 256u;
 
@@ -86,6 +92,9 @@ fn main(
     for (var i = lid; i < n; i += WG) {
         let c = c0 + i / p.hw;
         var y = (x[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
+        if (p.add_residual != 0u) {
+            y += residual[base + i];
+        }
         if (p.relu != 0u) {
             y = max(y, 0.0);
         }
@@ -104,9 +113,9 @@ fn main(
 //   apply_slices: combines the group's SLICES (mean, M2) pairs (Chan, Golub & LeVeque:
 //     M2 = sum M2_s + n_s (mean_s - mean)^2) and normalises its run in place.
 @group(0) @binding(1) var<storage, read_write> x4: array<vec4<f32>>;     // [B, C, HW / 4]
-// The slices' (mean, M2): written by stats_slices at binding 2, read by apply_slices at 4.
+// The slices' (mean, M2): written by stats_slices at binding 2, read by apply_slices at 5.
 @group(0) @binding(2) var<storage, read_write> slices_out: array<vec2<f32>>; // [B * G * SLICES]
-@group(0) @binding(4) var<storage, read> slices: array<vec2<f32>>;           // [B * G * SLICES]
+@group(0) @binding(5) var<storage, read> slices: array<vec2<f32>>;           // [B * G * SLICES]
 
 const SLICES: u32 = 16u;
 const CHUNK: u32 = 64u;
@@ -201,6 +210,9 @@ fn apply_slices(
     for (var i = run.x; i < run.y; i++) {
         let c = c0 + 4u * i / p.hw;
         var y = (x4[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
+        if (p.add_residual != 0u) {
+            y += residual4[base + i];
+        }
         if (p.relu != 0u) {
             y = max(y, vec4<f32>(0.0));
         }

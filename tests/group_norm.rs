@@ -6,6 +6,19 @@ use vit_hybrid::ops::{Program, group_norm};
 
 /// Runs one GroupNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
 fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f32) {
+    check_with(batch, c, hw, groups, relu, offset, false);
+}
+
+/// [`check`], optionally adding a residual before the ReLU (a bottleneck's last norm).
+fn check_with(
+    batch: usize,
+    c: usize,
+    hw: usize,
+    groups: usize,
+    relu: bool,
+    offset: f32,
+    add_residual: bool,
+) {
     let g = gpu();
     let shape = group_norm::GroupNorm {
         batch,
@@ -22,7 +35,9 @@ fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f
         .collect();
     let gamma = random(seed + 1, c, 0.5, 1.5);
     let beta = random(seed + 2, c, -0.5, 0.5);
-    let want = group_norm::cpu(shape, &x, &gamma, &beta);
+    let residual = random(seed + 3, x.len(), -1.5, 1.5);
+    let residual = add_residual.then_some(&residual[..]);
+    let want = group_norm::cpu(shape, &x, &gamma, &beta, residual);
     for v in [Variant::Workgroup, Variant::Slices] {
         if !v.fits(shape) {
             continue;
@@ -32,12 +47,13 @@ fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f
             g.upload("gamma", &gamma),
             g.upload("beta", &beta),
         );
+        let rb = residual.map(|r| g.upload("residual", r));
         let mut p = Program::new();
-        group_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb);
+        group_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb, rb.as_ref());
         p.run(&g).unwrap();
         let got = g.read(&xb, x.len()).unwrap();
         assert_close(
-            &format!("group_norm {v:?} {shape:?} offset {offset}"),
+            &format!("group_norm {v:?} {shape:?} offset {offset} residual {add_residual}"),
             &got,
             &want,
             2e-5,
@@ -86,4 +102,12 @@ fn big_group() {
     // Fewer vec4s than slices, and runs that end mid-chunk.
     check(2, 4, 4, 2, true, 0.0);
     check(1, 6, 4 * 37, 3, false, 1.0);
+}
+
+#[test]
+fn residual_before_relu() {
+    // ReLU(norm(x) + residual) in one pass, through both variants where HW allows.
+    check_with(2, 8, 6 * 6, 4, true, 0.0, true);
+    check_with(3, 12, 13 * 13, 4, true, 1.0, true);
+    check_with(1, 6, 4 * 37, 3, false, 0.0, true);
 }

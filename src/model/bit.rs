@@ -6,11 +6,11 @@ use anyhow::Result;
 use crate::config::ModelConfig;
 use crate::gpu::Gpu;
 use crate::model::weights::{HostWeights, standardize};
+use crate::ops::Program;
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::group_norm::{self, GroupNorm};
 use crate::ops::matrix_texture::MatrixTexture;
 use crate::ops::max_pool::{self, MaxPool};
-use crate::ops::{Program, add_relu};
 
 const PREFIX: &str = "vit.embeddings.patch_embeddings.backbone.bit";
 /// `WeightStandardizedConv2d`'s eps in transformers' BiT.
@@ -54,7 +54,8 @@ impl ConvNorm {
         })
     }
 
-    /// conv(x) -> y, then GroupNorm (+ ReLU) in place; returns y's shape (c, h, w).
+    /// conv(x) -> y, then GroupNorm (+ `residual`, + ReLU) in place; returns y's shape
+    /// (c, h, w).
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
@@ -62,7 +63,7 @@ impl ConvNorm {
         p: &mut Program,
         batch: usize,
         groups: usize,
-        relu: bool,
+        (relu, residual): (bool, Option<&wgpu::Buffer>),
         x: &wgpu::Buffer,
         (cin, h, w): (usize, usize, usize),
         y: &wgpu::Buffer,
@@ -85,7 +86,7 @@ impl ConvNorm {
             eps: GN_EPS,
             relu,
         };
-        group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta);
+        group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
         (self.cout, shape.oh, shape.ow)
     }
 }
@@ -219,7 +220,7 @@ impl Backbone {
         p.set_scope("backbone.stem");
         let stem = self
             .embedder
-            .record(gpu, p, batch, g, true, pixels, (3, h, w), &bufs.a);
+            .record(gpu, p, batch, g, (true, None), pixels, (3, h, w), &bufs.a);
         let pool = MaxPool::same(batch, stem.0, stem.1, stem.2, 3, 2);
         max_pool::record(gpu, p, pool, &bufs.a, &bufs.b);
         let mut shape = (stem.0, pool.oh, pool.ow);
@@ -236,23 +237,26 @@ impl Backbone {
         for (s, layers) in self.stages.iter().enumerate() {
             for (l, layer) in layers.iter().enumerate() {
                 p.set_scope(format!("backbone.stages.{s}.layers.{l}"));
+                let shortcut = match &layer.downsample {
+                    Some(ds) => {
+                        let plain = (false, None);
+                        ds.record(gpu, p, batch, g, plain, x, shape, &bufs.shortcut);
+                        &bufs.shortcut
+                    }
+                    None => x,
+                };
+                let relu = (true, None);
                 let m1 = layer
                     .conv1
-                    .record(gpu, p, batch, g, true, x, shape, &bufs.mid1);
+                    .record(gpu, p, batch, g, relu, x, shape, &bufs.mid1);
                 let m2 = layer
                     .conv2
-                    .record(gpu, p, batch, g, true, &bufs.mid1, m1, &bufs.mid2);
+                    .record(gpu, p, batch, g, relu, &bufs.mid1, m1, &bufs.mid2);
+                // ReLU(norm3(conv3) + shortcut), the add fused into the norm's pass.
+                let add_relu = (true, Some(shortcut));
                 let out = layer
                     .conv3
-                    .record(gpu, p, batch, g, false, &bufs.mid2, m2, y);
-                let n = batch * out.0 * out.1 * out.2;
-                match &layer.downsample {
-                    Some(ds) => {
-                        ds.record(gpu, p, batch, g, false, x, shape, &bufs.shortcut);
-                        add_relu::record(gpu, p, n, y, &bufs.shortcut);
-                    }
-                    None => add_relu::record(gpu, p, n, y, x),
-                }
+                    .record(gpu, p, batch, g, add_relu, &bufs.mid2, m2, y);
                 shape = out;
                 std::mem::swap(&mut x, &mut y);
             }

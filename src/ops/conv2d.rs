@@ -417,10 +417,24 @@ pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
 pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
     let hw = shape.h * shape.w;
     gpu.info.device_type == wgpu::DeviceType::Cpu
-        && (shape.kh, shape.kw, shape.stride, shape.pad_top, shape.pad_left) == (1, 1, 1, 0, 0)
+        && (
+            shape.kh,
+            shape.kw,
+            shape.stride,
+            shape.pad_top,
+            shape.pad_left,
+        ) == (1, 1, 1, 0, 0)
         && shape.cin.is_multiple_of(4)
-        && matrix_texture::fits(gpu, shape.batch * shape.cin, hw.next_multiple_of(linear::TEXTURE_COLS))
-        && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), shape.cin)
+        && matrix_texture::fits(
+            gpu,
+            shape.batch * shape.cin,
+            hw.next_multiple_of(linear::TEXTURE_COLS),
+        )
+        && matrix_texture::fits(
+            gpu,
+            shape.cout.next_multiple_of(linear::TEXTURE_ROWS),
+            shape.cin,
+        )
 }
 
 /// A conv's weight [cout, cin, kh, kw] as the [cout, cin * kh * kw] matrix texture that

@@ -1,4 +1,5 @@
-//! `group_norm`: BiT's GroupNorm (optionally followed by ReLU), normalising a tensor in place.
+//! `group_norm`: BiT's GroupNorm, optionally plus a residual and then ReLU (a bottleneck's
+//! `ReLU(norm3(x) + shortcut)` in the same pass), normalising a tensor in place.
 
 use crate::gpu::Gpu;
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
@@ -15,6 +16,7 @@ pub struct GroupNormParams {
     pub groups: u32,
     pub eps: f32,
     pub relu: u32,
+    pub add_residual: u32,
 }
 
 /// Shape of one GroupNorm over `[batch, c, hw]`.
@@ -28,7 +30,7 @@ pub struct GroupNorm {
     pub groups: usize,
     /// 1e-5 in BiT.
     pub eps: f32,
-    /// Apply ReLU after the per-channel scale and bias.
+    /// Apply ReLU after the per-channel scale and bias (and the residual, if any).
     pub relu: bool,
 }
 
@@ -70,27 +72,22 @@ impl Variant {
     }
 }
 
-/// Records GroupNorm (+ ReLU) of `x` in place.
+/// Records GroupNorm (+ residual, + ReLU) of `x` in place.
 pub fn record(
     gpu: &Gpu,
     program: &mut Program,
     shape: GroupNorm,
-    x: &wgpu::Buffer,     // [batch, c, hw], normalised in place
-    gamma: &wgpu::Buffer, // [c]
-    beta: &wgpu::Buffer,  // [c]
+    x: &wgpu::Buffer,                // [batch, c, hw], normalised in place
+    gamma: &wgpu::Buffer,            // [c]
+    beta: &wgpu::Buffer,             // [c]
+    residual: Option<&wgpu::Buffer>, // [batch, c, hw], added before the ReLU
 ) {
-    record_variant(
-        gpu,
-        program,
-        shape,
-        Variant::choose(gpu, shape),
-        x,
-        gamma,
-        beta,
-    );
+    let variant = Variant::choose(gpu, shape);
+    record_variant(gpu, program, shape, variant, x, gamma, beta, residual);
 }
 
 /// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`.
+#[allow(clippy::too_many_arguments)]
 pub fn record_variant(
     gpu: &Gpu,
     program: &mut Program,
@@ -99,12 +96,27 @@ pub fn record_variant(
     x: &wgpu::Buffer,
     gamma: &wgpu::Buffer,
     beta: &wgpu::Buffer,
+    residual: Option<&wgpu::Buffer>,
 ) {
     shape.check();
     assert!(
         variant.fits(shape),
         "group_norm: {variant:?} cannot take {shape:?}"
     );
+    let len = (shape.batch * shape.c * shape.hw * 4) as u64;
+    assert!(
+        residual.is_none_or(|r| r.size() >= len),
+        "group_norm: residual smaller than {shape:?}"
+    );
+    // Never read without add_residual, but bound as a vec4 array: 16 bytes at least.
+    let placeholder;
+    let residual_bind = match residual {
+        Some(r) => Bind::from(r),
+        None => {
+            placeholder = gpu.storage("group_norm.no_residual", 4);
+            Bind::from(&placeholder)
+        }
+    };
     let params = GroupNormParams {
         batch: shape.batch as u32,
         c: shape.c as u32,
@@ -112,6 +124,7 @@ pub fn record_variant(
         groups: shape.groups as u32,
         eps: shape.eps,
         relu: shape.relu as u32,
+        add_residual: residual.is_some() as u32,
     };
     let n = (shape.batch * shape.c * shape.hw) as f64;
     if variant == Variant::Slices {
@@ -122,6 +135,7 @@ pub fn record_variant(
             Bind::from(x),
             Bind::from(gamma),
             Bind::from(beta),
+            residual_bind,
             Bind::from(&slices),
         ];
         for (entry, bindings, flops, bytes) in [
@@ -154,7 +168,12 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry: "main",
             params,
-            bindings: &[Bind::from(x), Bind::from(gamma), Bind::from(beta)],
+            bindings: &[
+                Bind::from(x),
+                Bind::from(gamma),
+                Bind::from(beta),
+                residual_bind,
+            ],
             // One workgroup per (image, group).
             workgroups: grid_1d(shape.batch * shape.groups),
             // About 9 operations per element over the three passes.
@@ -165,8 +184,15 @@ pub fn record_variant(
     );
 }
 
-/// CPU reference: two-pass statistics in f64.
-pub fn cpu(shape: GroupNorm, x: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32> {
+/// CPU reference: two-pass statistics in f64; the residual is added in f32, as the kernels
+/// add it to the f32 normalised value.
+pub fn cpu(
+    shape: GroupNorm,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
     shape.check();
     let GroupNorm {
         batch,
@@ -187,8 +213,11 @@ pub fn cpu(shape: GroupNorm, x: &[f32], gamma: &[f32], beta: &[f32]) -> Vec<f32>
         let c0 = (gi % groups) * cpg;
         for (i, (&xv, yv)) in xs.iter().zip(ys.iter_mut()).enumerate() {
             let ch = c0 + i / hw;
-            let v = (xv as f64 - mean) * inv_std * gamma[ch] as f64 + beta[ch] as f64;
-            *yv = if relu { v.max(0.0) } else { v } as f32;
+            let mut v = ((xv as f64 - mean) * inv_std * gamma[ch] as f64 + beta[ch] as f64) as f32;
+            if let Some(r) = residual {
+                v += r[gi * n + i];
+            }
+            *yv = if relu { v.max(0.0) } else { v };
         }
     }
     y

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::gpu::Gpu;
 
-pub mod add_relu;
 pub mod attention;
 pub mod conv2d;
 pub mod group_norm;
@@ -40,7 +39,6 @@ pub(crate) use kernel;
 
 /// Every shader in `shaders/`, for validation and pipeline warm-up.
 pub const ALL_KERNELS: &[Kernel] = &[
-    add_relu::KERNEL,
     attention::KERNEL,
     conv2d::KERNEL,
     group_norm::KERNEL,
