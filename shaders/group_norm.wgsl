@@ -207,8 +207,16 @@ fn apply_slices(
     let base = group * n4;
     let c0 = (group % p.groups) * cpg;
     let run = slice_run(id % SLICES);
+    // The channel steps along the run (HW a multiple of 4: a vec4 never straddles two), since
+    // lavapipe divides lane by lane.
+    let hw4 = p.hw / 4u;
+    var c = c0 + run.x / hw4;
+    var next = (run.x / hw4 + 1u) * hw4;
     for (var i = run.x; i < run.y; i++) {
-        let c = c0 + 4u * i / p.hw;
+        if (i == next) {
+            c += 1u;
+            next += hw4;
+        }
         var y = (x4[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
         if (p.add_residual != 0u) {
             y += residual4[base + i];

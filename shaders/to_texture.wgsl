@@ -15,18 +15,18 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;                  // [rows, row_stride]
 @group(0) @binding(2) var out: texture_storage_2d<rgba32float, write>;   // [texels_wide, >= rows]
 
+// Workgroups: x runs along a row (64 texels each), y is the row, so no lane divides (on
+// lavapipe an integer division by a uniform is one scalar division per lane).
 @compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
-    if (i >= p.rows * p.texels_wide) {
+    let r = wid.y;
+    let c = wid.x * 64u + lid;
+    if (r >= p.rows || c >= p.texels_wide) {
         return;
     }
-    let r = i / p.texels_wide;
-    let c = i % p.texels_wide;
     let base = r * p.row_stride + 4u * c;
     var v = vec4<f32>(0.0);
     for (var e = 0u; e < 4u; e++) {
@@ -100,32 +100,44 @@ struct Im2colParams {
 
 @group(0) @binding(0) var<uniform> ip: Im2colParams;
 
+// Workgroups: x runs along a row (64 texels each), y is the row k, and a texel's four pixels
+// step along the output row from the first one's position: one division per texel where
+// lavapipe would otherwise divide lane by lane twice per pixel.
 @compute @workgroup_size(64, 1, 1)
 fn im2col(
     @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let k = wid.y;
+    let t = wid.x * 64u + lid;
     let khw = ip.kh * ip.kw;
-    if (i >= ip.c * khw * ip.texels) {
+    if (k >= ip.c * khw || t >= ip.texels) {
         return;
     }
-    let k = i / ip.texels;
-    let t = i % ip.texels;
     let c = k / khw;
     let ky = (k % khw) / ip.kw;
     let kx = k % ip.kw;
     let plane = ip.image + c * ip.h * ip.w;
+    let pixels = ip.oh * ip.ow;
+    var px = 4u * t;
+    var oy = px / ip.ow;
+    var ox = px - oy * ip.ow;
     var v = vec4<f32>(0.0);
-    for (var e = 0u; e < 4u; e++) {
-        let px = 4u * t + e;
+// #for C in x y z w
+    {
         // Unsigned wrap-around makes a position left of or above the image fail `< w` / `< h`.
-        let iy = (px / ip.ow) * ip.stride + ky - ip.pad_top;
-        let ix = (px % ip.ow) * ip.stride + kx - ip.pad_left;
-        if (px < ip.oh * ip.ow && iy < ip.h && ix < ip.w) {
-            v[e] = x[plane + iy * ip.w + ix];
+        let iy = oy * ip.stride + ky - ip.pad_top;
+        let ix = ox * ip.stride + kx - ip.pad_left;
+        if (px < pixels && iy < ip.h && ix < ip.w) {
+            v.{C} = x[plane + iy * ip.w + ix];
+        }
+        px += 1u;
+        ox += 1u;
+        if (ox == ip.ow) {
+            ox = 0u;
+            oy += 1u;
         }
     }
+// #end
     textureStore(out, vec2<u32>(t, k), v);
 }

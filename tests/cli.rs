@@ -464,7 +464,7 @@ fn profile_tables_and_chrome_trace() {
     for needle in [
         "shader",
         "layer",
-        "conv2d:main",
+        "linear:main",
         "backbone.stem",
         "encoder.layer.1.mlp",
         "GFLOP/s",

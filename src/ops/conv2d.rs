@@ -543,7 +543,7 @@ pub fn record_im2col_texture(
                     texels: u(texels),
                 },
                 bindings: &[Bind::from(x), Bind::from(&patches.view)],
-                workgroups: grid_1d((k * texels).div_ceil(64)),
+                workgroups: to_texture::row_grid(texels, k),
                 flops: 0.0,
                 bytes: 32.0 * (k * texels) as f64,
             },

@@ -12,6 +12,7 @@
 use anyhow::{Result, ensure};
 
 use crate::gpu::Gpu;
+use crate::ops::MAX_GROUPS_PER_DIM;
 
 /// Texel format: f32 or f16 components (the kernel reads both as vec4<f32>).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +58,10 @@ pub struct MatrixTexture {
     pub format: TexelFormat,
 }
 
-/// Whether a [height, cols] matrix fits one texture on this device.
+/// Whether a [height, cols] matrix fits one texture on this device (and the workgroup grid
+/// of the kernels that fill it row by row, `to_texture::row_grid`).
 pub fn fits(gpu: &Gpu, height: usize, cols: usize) -> bool {
-    let max = gpu.limits().max_texture_dimension_2d as usize;
+    let max = (gpu.limits().max_texture_dimension_2d as usize).min(MAX_GROUPS_PER_DIM as usize);
     height.max(1) <= max && cols.div_ceil(4).max(1) <= max
 }
 

@@ -3,7 +3,7 @@
 
 use crate::gpu::Gpu;
 use crate::ops::matrix_texture::MatrixTexture;
-use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::{Bind, Call, Kernel, MAX_GROUPS_PER_DIM, Program, kernel};
 
 pub const KERNEL: Kernel = kernel!("to_texture");
 
@@ -44,9 +44,20 @@ pub fn record(
             entry: "main",
             params,
             bindings: &[Bind::from(x), Bind::from(&out.view)],
-            workgroups: grid_1d(texels.div_ceil(64)),
+            workgroups: row_grid(out.texels_wide(), out.rows),
             flops: 0.0,
             bytes: 32.0 * texels as f64,
         },
     );
+}
+
+/// Workgroups of the row-by-row entry points (`main`, `im2col`): 64 texels of a row each
+/// along x, one row per y. Rows are texture rows, which no adapter allows past 65535.
+pub fn row_grid(texels: usize, rows: usize) -> [u32; 3] {
+    let x = texels.div_ceil(64).max(1);
+    assert!(
+        x <= MAX_GROUPS_PER_DIM as usize && rows <= MAX_GROUPS_PER_DIM as usize,
+        "to_texture: {rows} rows of {texels} texels exceed the workgroup grid"
+    );
+    [x as u32, rows.max(1) as u32, 1]
 }
