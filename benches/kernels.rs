@@ -11,6 +11,7 @@ use vit_hybrid::ops::group_norm::{self, GroupNorm};
 use vit_hybrid::ops::linear::{
     self, Input, Linear, Output, Variant, Weight, WeightFormat, WeightLayout,
 };
+use vit_hybrid::ops::matrix_texture::Place;
 use vit_hybrid::ops::{Program, layer_norm};
 
 fn time(gpu: &Gpu, p: &Program) -> f64 {
@@ -136,7 +137,7 @@ fn main() {
             let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; c.weight_len()], cout, c.k())
                 .expect("conv weight texture");
             let mut p = Program::new();
-            conv2d::record_im2col_texture(&gpu, &mut p, c, &x, &wt, None, &y);
+            conv2d::record_im2col_texture(&gpu, &mut p, c, &x, &wt, None, Place::Buffer(&y));
             report(
                 &format!("{name} as im2col + texture product"),
                 time(&gpu, &p),
@@ -147,7 +148,7 @@ fn main() {
             let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
                 .expect("1x1 weight texture");
             let mut p = Program::new();
-            conv2d::record_1x1_texture(&gpu, &mut p, c, &x, &wt, None, &y);
+            conv2d::record_1x1_texture(&gpu, &mut p, c, &x, &wt, None, Place::Buffer(&y));
             report(&format!("{name} as texture product"), time(&gpu, &p), flops);
         }
     }

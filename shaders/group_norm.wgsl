@@ -132,8 +132,51 @@ fn sum4(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
 
+// Where x comes from and y goes: `buffer` (stats_slices, apply_slices) normalises x4 in
+// place; `texture` (stats_slices_texture, apply_slices_texture) reads the conv product's
+// output texture (src/ops/matrix_texture.rs: row b * C + c, a texel = 4 pixels) with inline
+// loads, and writes y4. A position is a flat vec4 index (x) or a texel (x, y) that steps
+// along the rows, so nothing is divided per vec4.
+@group(0) @binding(1) var xt: texture_storage_2d<rgba32float, read>; // [HW / 4, >= B * C]
+@group(0) @binding(6) var<storage, read_write> y4: array<vec4<f32>>; // [B, C, HW / 4]
+
+fn start_buffer(j: u32) -> vec2<u32> {
+    return vec2<u32>(j, 0u);
+}
+
+fn next_buffer(t: vec2<u32>) -> vec2<u32> {
+    return vec2<u32>(t.x + 1u, 0u);
+}
+
+fn load_buffer(t: vec2<u32>) -> vec4<f32> {
+    return x4[t.x];
+}
+
+fn store_buffer(j: u32, v: vec4<f32>) {
+    x4[j] = v;
+}
+
+fn start_texture(j: u32) -> vec2<u32> {
+    let hw4 = p.hw / 4u;
+    return vec2<u32>(j % hw4, j / hw4);
+}
+
+fn next_texture(t: vec2<u32>) -> vec2<u32> {
+    let x = t.x + 1u;
+    return select(vec2<u32>(x, t.y), vec2<u32>(0u, t.y + 1u), x == p.hw / 4u);
+}
+
+fn load_texture(t: vec2<u32>) -> vec4<f32> {
+    return textureLoad(xt, t);
+}
+
+fn store_texture(j: u32, v: vec4<f32>) {
+    y4[j] = v;
+}
+
+// #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
 @compute @workgroup_size(64, 1, 1)
-fn stats_slices(
+fn stats_slices{SUFFIX}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -151,21 +194,25 @@ fn stats_slices(
         return;
     }
     var total = 0.0;
+    var t = start_{SRC}(base + run.x);
     for (var c = run.x; c < run.y; c += CHUNK) {
         var s = vec4<f32>(0.0);
         for (var i = c; i < min(c + CHUNK, run.y); i++) {
-            s += x4[base + i];
+            s += load_{SRC}(t);
+            t = next_{SRC}(t);
         }
         total += sum4(s);
     }
     let mean0 = total / count;
     var d1 = 0.0;
     var d2 = 0.0;
+    t = start_{SRC}(base + run.x);
     for (var c = run.x; c < run.y; c += CHUNK) {
         var s1 = vec4<f32>(0.0);
         var s2 = vec4<f32>(0.0);
         for (var i = c; i < min(c + CHUNK, run.y); i++) {
-            let d = x4[base + i] - mean0;
+            let d = load_{SRC}(t) - mean0;
+            t = next_{SRC}(t);
             s1 += d;
             s2 += d * d;
         }
@@ -176,7 +223,7 @@ fn stats_slices(
 }
 
 @compute @workgroup_size(64, 1, 1)
-fn apply_slices(
+fn apply_slices{SUFFIX}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -207,23 +254,26 @@ fn apply_slices(
     let base = group * n4;
     let c0 = (group % p.groups) * cpg;
     let run = slice_run(id % SLICES);
-    // The channel steps along the run (HW a multiple of 4: a vec4 never straddles two), since
-    // lavapipe divides lane by lane.
+    // The channel steps along the run too (HW a multiple of 4: a vec4 never straddles two).
     let hw4 = p.hw / 4u;
     var c = c0 + run.x / hw4;
     var next = (run.x / hw4 + 1u) * hw4;
+    var t = start_{SRC}(base + run.x);
     for (var i = run.x; i < run.y; i++) {
         if (i == next) {
             c += 1u;
             next += hw4;
         }
-        var y = (x4[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
+        var y = (load_{SRC}(t) - mean) * (inv_std * gamma[c]) + beta[c];
+        t = next_{SRC}(t);
         if (p.add_residual != 0u) {
             y += residual4[base + i];
         }
         if (p.relu != 0u) {
             y = max(y, vec4<f32>(0.0));
         }
-        x4[base + i] = y;
+        store_{SRC}(base + i, y);
     }
 }
+
+// #end

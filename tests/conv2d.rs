@@ -3,7 +3,7 @@ mod common;
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
 use vit_hybrid::ops::conv2d::{self, Block, Conv2d, Fill, Variant};
-use vit_hybrid::ops::matrix_texture::MatrixTexture;
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place};
 
 /// Runs `shape` with the variant `record` picks (`None`) or a given one, against the CPU.
 fn check_with(shape: Conv2d, bias: bool, variant: Option<Variant>) {
@@ -182,7 +182,7 @@ type TextureRecord = fn(
     &wgpu::Buffer,
     &MatrixTexture,
     Option<&wgpu::Buffer>,
-    &wgpu::Buffer,
+    Place<'_>,
 );
 
 /// Runs `shape` through one of conv2d's texture paths against the CPU; false (after saying
@@ -211,7 +211,15 @@ fn check_texture_path(
     let wt = conv2d::texture_weight(&g, "w", &wv, shape.cout, shape.k()).unwrap();
     let yb = g.storage("y", shape.out_len());
     let mut p = Program::new();
-    record(&g, &mut p, shape, &xb, &wt, bias.then_some(&bb), &yb);
+    record(
+        &g,
+        &mut p,
+        shape,
+        &xb,
+        &wt,
+        bias.then_some(&bb),
+        Place::Buffer(&yb),
+    );
     p.run(&g).unwrap();
     let got = g.read(&yb, shape.out_len()).unwrap();
     let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));

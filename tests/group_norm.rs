@@ -2,6 +2,7 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::group_norm::Variant;
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, TexelFormat};
 use vit_hybrid::ops::{Program, group_norm};
 
 /// Runs one GroupNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
@@ -54,6 +55,26 @@ fn check_with(
         let got = g.read(&xb, x.len()).unwrap();
         assert_close(
             &format!("group_norm {v:?} {shape:?} offset {offset} residual {add_residual}"),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
+    // The slices variant reading x from a matrix texture (a conv product's output on CPU
+    // adapters), on any adapter.
+    if Variant::Slices.fits(shape) {
+        let rows = batch * c;
+        let xt = MatrixTexture::upload(&g, "x", &x, (rows, hw), rows, TexelFormat::F32).unwrap();
+        let (gb, bb) = (g.upload("gamma", &gamma), g.upload("beta", &beta));
+        let rb = residual.map(|r| g.upload("residual", r));
+        let yb = g.storage("y", x.len());
+        let mut p = Program::new();
+        group_norm::record_from_texture(&g, &mut p, shape, &xt, &yb, &gb, &bb, rb.as_ref());
+        p.run(&g).unwrap();
+        let got = g.read(&yb, x.len()).unwrap();
+        assert_close(
+            &format!("group_norm from a texture {shape:?} offset {offset} residual {add_residual}"),
             &got,
             &want,
             2e-5,

@@ -9,7 +9,7 @@ use crate::model::weights::{HostWeights, standardize};
 use crate::ops::Program;
 use crate::ops::conv2d::{self, Conv2d};
 use crate::ops::group_norm::{self, GroupNorm};
-use crate::ops::matrix_texture::MatrixTexture;
+use crate::ops::matrix_texture::{self, MatrixTexture, Place};
 use crate::ops::max_pool::{self, MaxPool};
 
 const PREFIX: &str = "vit.embeddings.patch_embeddings.backbone.bit";
@@ -69,15 +69,6 @@ impl ConvNorm {
         y: &wgpu::Buffer,
     ) -> (usize, usize, usize) {
         let shape = Conv2d::same(batch, cin, h, w, self.cout, self.k, self.stride);
-        match &self.texture {
-            Some(t) if conv2d::texture_1x1_fits(gpu, shape) => {
-                conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
-            }
-            Some(t) if conv2d::texture_im2col_fits(gpu, shape) => {
-                conv2d::record_im2col_texture(gpu, p, shape, x, t, None, y);
-            }
-            _ => conv2d::record(gpu, p, shape, x, &self.weight, None, y),
-        }
         let gn = GroupNorm {
             batch,
             c: self.cout,
@@ -86,7 +77,38 @@ impl ConvNorm {
             eps: GN_EPS,
             relu,
         };
-        group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
+        let texture_conv = |y: Place<'_>, p: &mut Program| match &self.texture {
+            Some(t) if conv2d::texture_1x1_fits(gpu, shape) => {
+                conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
+                true
+            }
+            Some(t) if conv2d::texture_im2col_fits(gpu, shape) => {
+                conv2d::record_im2col_texture(gpu, p, shape, x, t, None, y);
+                true
+            }
+            _ => false,
+        };
+        // CPU adapters: the product stores its output as a texture, which the norm reads with
+        // inline loads where a buffer costs a loop over the lanes per load.
+        let rows = batch * self.cout;
+        let out = (self.texture.is_some()
+            && group_norm::Variant::Slices.fits(gn)
+            && matrix_texture::fits(gpu, rows, gn.hw))
+        .then(|| {
+            p.scratch_texture(gpu, "conv2d.output", (rows, gn.hw), (rows, gn.hw))
+                .ok()
+        })
+        .flatten();
+        if let Some(out) = &out
+            && texture_conv(Place::Texture(out), p)
+        {
+            group_norm::record_from_texture(gpu, p, gn, out, y, &self.gamma, &self.beta, residual);
+        } else {
+            if !texture_conv(Place::Buffer(y), p) {
+                conv2d::record(gpu, p, shape, x, &self.weight, None, y);
+            }
+            group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
+        }
         (self.cout, shape.oh, shape.ow)
     }
 }

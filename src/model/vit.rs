@@ -329,10 +329,26 @@ impl Vit {
         let bias = Some(&self.projection.bias);
         match &self.projection_texture {
             Some(t) if conv2d::texture_1x1_fits(gpu, conv) => {
-                conv2d::record_1x1_texture(gpu, p, conv, features, t, bias, &bufs.projection);
+                conv2d::record_1x1_texture(
+                    gpu,
+                    p,
+                    conv,
+                    features,
+                    t,
+                    bias,
+                    Place::Buffer(&bufs.projection),
+                );
             }
             Some(t) if conv2d::texture_im2col_fits(gpu, conv) => {
-                conv2d::record_im2col_texture(gpu, p, conv, features, t, bias, &bufs.projection);
+                conv2d::record_im2col_texture(
+                    gpu,
+                    p,
+                    conv,
+                    features,
+                    t,
+                    bias,
+                    Place::Buffer(&bufs.projection),
+                );
             }
             _ => conv2d::record(
                 gpu,

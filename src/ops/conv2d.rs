@@ -268,6 +268,19 @@ impl Variant {
     }
 }
 
+/// y as a buffer holds [batch, cout, oh, ow], as a texture [batch * cout, oh * ow].
+fn check_output(y: Place<'_>, shape: &Conv2d) {
+    match y {
+        Place::Buffer(b) => check_buffer("y", b, shape.out_len(), shape),
+        Place::Texture(t) => assert!(
+            t.height >= shape.batch * shape.cout && t.cols >= shape.oh * shape.ow,
+            "conv2d: y texture [{}, {}] does not hold {shape:?}",
+            t.height,
+            t.cols
+        ),
+    }
+}
+
 fn check_buffer(what: &str, buffer: &wgpu::Buffer, len: usize, shape: &Conv2d) {
     assert!(
         buffer.size() >= (len * 4) as u64,
@@ -500,18 +513,19 @@ pub fn record_im2col_texture(
     x: &wgpu::Buffer,            // [batch, cin, h, w]
     w: &MatrixTexture,           // [cout, cin * kh * kw]
     bias: Option<&wgpu::Buffer>, // [cout]
-    y: &wgpu::Buffer,            // [batch, cout, oh, ow]
+    y: Place<'_>,                // [batch, cout, oh, ow], or [batch * cout, oh * ow] texture
 ) {
     assert!(
         texture_im2col_fits(gpu, shape),
         "conv2d: {shape:?} does not fit im2col textures"
     );
     check_buffer("x", x, shape.in_len(), &shape);
-    check_buffer("y", y, shape.out_len(), &shape);
+    check_output(y, &shape);
     let (k, ohw) = (shape.k(), shape.oh * shape.ow);
     let patches = program
         .scratch_texture(
             gpu,
+            "conv2d.patches",
             (k, ohw),
             (
                 k.next_multiple_of(4),
@@ -560,18 +574,19 @@ pub fn record_1x1_texture(
     x: &wgpu::Buffer,            // [batch, cin, h, w]
     w: &MatrixTexture,           // [cout, cin]
     bias: Option<&wgpu::Buffer>, // [cout]
-    y: &wgpu::Buffer,            // [batch, cout, h, w]
+    y: Place<'_>,                // [batch, cout, h, w], or [batch * cout, h * w] texture
 ) {
     assert!(
         texture_1x1_fits(gpu, shape),
         "conv2d: {shape:?} is not a texture 1x1 conv"
     );
     check_buffer("x", x, shape.in_len(), &shape);
-    check_buffer("y", y, shape.out_len(), &shape);
+    check_output(y, &shape);
     let (rows, hw) = (shape.batch * shape.cin, shape.h * shape.w);
     let input = program
         .scratch_texture(
             gpu,
+            "conv2d.input",
             (rows, hw),
             (rows, hw.next_multiple_of(linear::TEXTURE_COLS)),
         )
@@ -597,19 +612,22 @@ fn record_image_product(
     w: &MatrixTexture,
     patches: &Weight,
     bias: Option<&wgpu::Buffer>,
-    y: &wgpu::Buffer,
+    y: Place<'_>,
 ) {
     let ohw = shape.oh * shape.ow;
+    // Image b's outputs: from b * cout * ohw in a buffer, from row b * cout in a texture.
     let product = Linear {
         row_bias: true,
         at: linear::Offsets {
             y_offset: b * shape.cout * ohw,
+            y_row0: b * shape.cout,
             ..Default::default()
         },
         repeat: count,
         step: linear::Offsets {
             w_row0: rows_apart,
             y_offset: shape.cout * ohw,
+            y_row0: shape.cout,
             ..Default::default()
         },
         ..Linear::new(shape.cout, ohw, patches.k)
@@ -623,6 +641,6 @@ fn record_image_product(
         patches,
         bias,
         None,
-        Place::Buffer(y),
+        y,
     );
 }

@@ -2,6 +2,7 @@
 //! `ReLU(norm3(x) + shortcut)` in the same pass), normalising a tensor in place.
 
 use crate::gpu::Gpu;
+use crate::ops::matrix_texture::MatrixTexture;
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("group_norm");
@@ -35,6 +36,18 @@ pub struct GroupNorm {
 }
 
 impl GroupNorm {
+    fn params(&self, add_residual: bool) -> GroupNormParams {
+        GroupNormParams {
+            batch: self.batch as u32,
+            c: self.c as u32,
+            hw: self.hw as u32,
+            groups: self.groups as u32,
+            eps: self.eps,
+            relu: self.relu as u32,
+            add_residual: add_residual as u32,
+        }
+    }
+
     fn check(&self) {
         assert!(
             self.groups > 0 && self.c.is_multiple_of(self.groups),
@@ -117,49 +130,17 @@ pub fn record_variant(
             Bind::from(&placeholder)
         }
     };
-    let params = GroupNormParams {
-        batch: shape.batch as u32,
-        c: shape.c as u32,
-        hw: shape.hw as u32,
-        groups: shape.groups as u32,
-        eps: shape.eps,
-        relu: shape.relu as u32,
-        add_residual: residual.is_some() as u32,
-    };
+    let params = shape.params(residual.is_some());
     let n = (shape.batch * shape.c * shape.hw) as f64;
     if variant == Variant::Slices {
-        let lanes = shape.batch * shape.groups * SLICES;
-        let slices = gpu.storage("group_norm.slices", 2 * lanes);
-        let stats = [Bind::from(x), Bind::from(&slices)];
-        let apply = [
+        let inputs = [
             Bind::from(x),
             Bind::from(gamma),
             Bind::from(beta),
             residual_bind,
-            Bind::from(&slices),
         ];
-        for (entry, bindings, flops, bytes) in [
-            ("stats_slices", &stats[..], 5.0 * n, 8.0 * n),
-            (
-                "apply_slices",
-                &apply[..],
-                4.0 * n,
-                8.0 * n + 8.0 * shape.c as f64,
-            ),
-        ] {
-            program.push(
-                gpu,
-                Call {
-                    kernel: &KERNEL,
-                    entry,
-                    params,
-                    bindings,
-                    workgroups: grid_1d(lanes.div_ceil(64)),
-                    flops,
-                    bytes,
-                },
-            );
-        }
+        let entries = ("stats_slices", "apply_slices");
+        record_slices(gpu, program, shape, params, entries, &inputs, None);
         return;
     }
     program.push(
@@ -182,6 +163,99 @@ pub fn record_variant(
             bytes: 4.0 * (4.0 * n + 2.0 * shape.c as f64),
         },
     );
+}
+
+/// [`Variant::Slices`] reading x from a matrix texture ([batch * c rows, hw columns], a conv
+/// product's output on CPU adapters) with inline texture loads, writing y to a buffer.
+/// Panics unless the slices variant fits `shape`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_from_texture(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: GroupNorm,
+    x: &MatrixTexture,               // [batch * c, hw]
+    y: &wgpu::Buffer,                // [batch, c, hw]
+    gamma: &wgpu::Buffer,            // [c]
+    beta: &wgpu::Buffer,             // [c]
+    residual: Option<&wgpu::Buffer>, // [batch, c, hw], added before the ReLU
+) {
+    shape.check();
+    assert!(
+        Variant::Slices.fits(shape),
+        "group_norm: the texture source needs hw a multiple of 4, got {shape:?}"
+    );
+    let len = (shape.batch * shape.c * shape.hw * 4) as u64;
+    assert!(
+        x.height >= shape.batch * shape.c && x.cols >= shape.hw && y.size() >= len,
+        "group_norm: x texture [{}, {}] or y ({} bytes) does not hold {shape:?}",
+        x.height,
+        x.cols,
+        y.size()
+    );
+    assert!(
+        residual.is_none_or(|r| r.size() >= len),
+        "group_norm: residual smaller than {shape:?}"
+    );
+    let placeholder;
+    let residual_bind = match residual {
+        Some(r) => Bind::from(r),
+        None => {
+            placeholder = gpu.storage("group_norm.no_residual", 4);
+            Bind::from(&placeholder)
+        }
+    };
+    let inputs = [
+        Bind::from(&x.view),
+        Bind::from(gamma),
+        Bind::from(beta),
+        residual_bind,
+    ];
+    let params = shape.params(residual.is_some());
+    let entries = ("stats_slices_texture", "apply_slices_texture");
+    record_slices(gpu, program, shape, params, entries, &inputs, Some(y));
+}
+
+/// The slices variant's two passes (`entries`: statistics, then normalisation): `inputs` are
+/// x, gamma, beta and the residual (or a placeholder); the second writes `y` where given, else
+/// x in place.
+fn record_slices(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: GroupNorm,
+    params: GroupNormParams,
+    (stats_entry, apply_entry): (&'static str, &'static str),
+    inputs: &[Bind<'_>; 4],
+    y: Option<&wgpu::Buffer>,
+) {
+    let n = (shape.batch * shape.c * shape.hw) as f64;
+    let lanes = shape.batch * shape.groups * SLICES;
+    let slices = gpu.storage("group_norm.slices", 2 * lanes);
+    let stats = [inputs[0], Bind::from(&slices)];
+    let mut apply = inputs.to_vec();
+    apply.push(Bind::from(&slices));
+    apply.extend(y.map(Bind::from));
+    for (entry, bindings, flops, bytes) in [
+        (stats_entry, &stats[..], 5.0 * n, 8.0 * n),
+        (
+            apply_entry,
+            &apply[..],
+            4.0 * n,
+            8.0 * n + 8.0 * shape.c as f64,
+        ),
+    ] {
+        program.push(
+            gpu,
+            Call {
+                kernel: &KERNEL,
+                entry,
+                params,
+                bindings,
+                workgroups: grid_1d(lanes.div_ceil(64)),
+                flops,
+                bytes,
+            },
+        );
+    }
 }
 
 /// CPU reference: two-pass statistics in f64; the residual is added in f32, as the kernels

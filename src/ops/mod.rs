@@ -74,7 +74,7 @@ pub struct Program {
     copies: Vec<(usize, BufferCopy)>,
     scope: String,
     /// Scratch matrix textures by (rows, cols, height, width), see [`Program::scratch_texture`].
-    scratch: std::collections::HashMap<[usize; 4], matrix_texture::MatrixTexture>,
+    scratch: std::collections::HashMap<(&'static str, [usize; 4]), matrix_texture::MatrixTexture>,
 }
 
 /// A whole-range copy between two buffers, recorded between dispatches.
@@ -123,26 +123,30 @@ impl Program {
         Self::default()
     }
 
-    /// A zeroed f32 matrix texture that every caller asking for the same size shares: a
-    /// kernel's operand copied in just before it runs (dispatches run in order, so reuse is
-    /// safe), made once per size instead of once per layer.
+    /// A zeroed f32 matrix texture that every caller asking for the same role and size
+    /// shares: a kernel's operand copied in just before it runs, or an output read right after
+    /// it is made (dispatches run in order, so reuse is safe), made once per size instead of
+    /// once per layer. Distinct roles never share: one dispatch may read one role's texture
+    /// while writing another's of the same size.
     pub fn scratch_texture(
         &mut self,
         gpu: &Gpu,
+        role: &'static str,
         (rows, cols): (usize, usize),
         (height, width): (usize, usize),
     ) -> anyhow::Result<matrix_texture::MatrixTexture> {
-        if let Some(t) = self.scratch.get(&[rows, cols, height, width]) {
+        let key = (role, [rows, cols, height, width]);
+        if let Some(t) = self.scratch.get(&key) {
             return Ok(t.clone());
         }
         let t = matrix_texture::MatrixTexture::new_padded(
             gpu,
-            "scratch",
+            role,
             (rows, cols),
             (height, width),
             matrix_texture::TexelFormat::F32,
         )?;
-        self.scratch.insert([rows, cols, height, width], t.clone());
+        self.scratch.insert(key, t.clone());
         Ok(t)
     }
 
