@@ -116,20 +116,8 @@ pub fn record_variant(
         variant.fits(shape),
         "group_norm: {variant:?} cannot take {shape:?}"
     );
-    let len = (shape.batch * shape.c * shape.hw * 4) as u64;
-    assert!(
-        residual.is_none_or(|r| r.size() >= len),
-        "group_norm: residual smaller than {shape:?}"
-    );
-    // Never read without add_residual, but bound as a vec4 array: 16 bytes at least.
-    let placeholder;
-    let residual_bind = match residual {
-        Some(r) => Bind::from(r),
-        None => {
-            placeholder = gpu.storage("group_norm.no_residual", 4);
-            Bind::from(&placeholder)
-        }
-    };
+    let mut placeholder = None;
+    let residual_bind = residual_bind(gpu, shape, residual, &mut placeholder);
     let params = shape.params(residual.is_some());
     let n = (shape.batch * shape.c * shape.hw) as f64;
     if variant == Variant::Slices {
@@ -192,18 +180,8 @@ pub fn record_from_texture(
         x.cols,
         y.size()
     );
-    assert!(
-        residual.is_none_or(|r| r.size() >= len),
-        "group_norm: residual smaller than {shape:?}"
-    );
-    let placeholder;
-    let residual_bind = match residual {
-        Some(r) => Bind::from(r),
-        None => {
-            placeholder = gpu.storage("group_norm.no_residual", 4);
-            Bind::from(&placeholder)
-        }
-    };
+    let mut placeholder = None;
+    let residual_bind = residual_bind(gpu, shape, residual, &mut placeholder);
     let inputs = [
         Bind::from(&x.view),
         Bind::from(gamma),
@@ -213,6 +191,27 @@ pub fn record_from_texture(
     let params = shape.params(residual.is_some());
     let entries = ("stats_slices_texture", "apply_slices_texture");
     record_slices(gpu, program, shape, params, entries, &inputs, Some(y));
+}
+
+/// The residual's binding: `residual`, checked against `shape`, or without one a placeholder
+/// that `keep` holds (never read, but bound as a vec4 array: 16 bytes at least).
+fn residual_bind<'a>(
+    gpu: &Gpu,
+    shape: GroupNorm,
+    residual: Option<&'a wgpu::Buffer>,
+    keep: &'a mut Option<wgpu::Buffer>,
+) -> Bind<'a> {
+    let len = (shape.batch * shape.c * shape.hw * 4) as u64;
+    match residual {
+        Some(r) => {
+            assert!(
+                r.size() >= len,
+                "group_norm: residual smaller than {shape:?}"
+            );
+            Bind::from(r)
+        }
+        None => Bind::from(&*keep.insert(gpu.storage("group_norm.no_residual", 4))),
+    }
 }
 
 /// The slices variant's two passes (`entries`: statistics, then normalisation): `inputs` are
