@@ -155,7 +155,8 @@ fn heldout_split_matches_transformers() {
         data.correct
     );
     assert_eq!(
-        correct, data.correct,
+        correct,
+        data.correct,
         "accuracy {:.4} differs from transformers' {:.4}",
         accuracy(correct, n),
         accuracy(data.correct, n)
@@ -174,8 +175,8 @@ fn example_pngs_classify_as_transformers_did() {
     let path = fixture().join("examples.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let examples: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    let examples: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
     let examples = examples.as_array().expect("examples.json is a list");
     assert!(
         examples.len() >= 6,
