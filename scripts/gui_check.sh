@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The desktop app on a virtual display: installs Xvfb and the libraries winit loads at run time
 # (Debian/Ubuntu, if missing), then runs tests/gui.rs under xvfb-run with lavapipe. The tests
-# start `vit-hybrid gui --model tests/fixtures/tiny examples/images/chelsea.png --screenshot
-# FILE --exit-after-first-result`, require its printed labels to equal `vit-hybrid classify`'s
-# on the same photo and the screenshot not to be blank, and require a broken model to be shown
-# and exit non-zero. Exits non-zero on any failure.
+# start `vit-hybrid gui --model tests/fixtures/digits examples/images/digits/digit_3_a.png
+# --screenshot FILE --exit-after-first-result` (the trained demo model on a held-out digit),
+# require its printed labels to equal `vit-hybrid classify`'s on the same image and the
+# screenshot not to be blank, and require a broken model to be shown and exit non-zero. Exits
+# non-zero on any failure.
 #
 # Usage: scripts/gui_check.sh [SCREENSHOT.png]   (default target/gui-check.png, kept)
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! The desktop app end to end on a display: it opens, classifies the photo given on its
+//! The desktop app end to end on a display: it opens, classifies the image given on its
 //! command line, prints the same labels as `vit-hybrid classify`, writes a screenshot that is
 //! not blank and exits; a broken model is an error in the window and a non-zero exit.
 //!
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 /// needs a few seconds).
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-const MODEL: &str = "tests/fixtures/tiny";
-const PHOTO: &str = "examples/images/chelsea.png";
+/// The demo model and one of its digits, as in the README's first command.
+const MODEL: &str = "tests/fixtures/digits";
+const IMAGE: &str = "examples/images/digits/digit_3_a.png";
 
 struct Output {
     code: Option<i32>,
@@ -70,7 +71,8 @@ fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// A blank window is one or two flat colours; the app with a photo in it has thousands.
+/// A blank window is one or two flat colours; the app showing an image, its labels and the
+/// shader chart has hundreds even when the image is a gray digit (376 on lavapipe).
 fn assert_not_blank(png: &Path) {
     let img = image::open(png)
         .unwrap_or_else(|e| panic!("reading the screenshot {}: {e}", png.display()))
@@ -79,7 +81,7 @@ fn assert_not_blank(png: &Path) {
     assert!(w >= 640 && h >= 400, "screenshot is only {w}x{h}");
     let colours: HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
     assert!(
-        colours.len() >= 1000,
+        colours.len() >= 200,
         "screenshot {} looks blank: {} distinct colours",
         png.display(),
         colours.len()
@@ -99,13 +101,13 @@ fn first_result_matches_classify_and_screenshot_is_not_blank() {
         "gui",
         "--model",
         MODEL,
-        PHOTO,
+        IMAGE,
         "--screenshot",
         png_arg,
         "--exit-after-first-result",
     ]);
     assert_eq!(gui.code, Some(0), "gui failed; stderr:\n{}", gui.stderr);
-    let cli = run(&["classify", "--model", MODEL, PHOTO]);
+    let cli = run(&["classify", "--model", MODEL, IMAGE]);
     assert_eq!(
         cli.code,
         Some(0),
@@ -134,7 +136,7 @@ fn broken_model_is_shown_and_exits_non_zero() {
         "gui",
         "--model",
         "tests/fixtures/no-such-model",
-        PHOTO,
+        IMAGE,
         "--screenshot",
         png.to_str().unwrap(),
         "--exit-after-first-result",
@@ -146,6 +148,6 @@ fn broken_model_is_shown_and_exits_non_zero() {
         "the error does not name the model:\n{}",
         gui.stderr
     );
-    // The window still showed the photo and the error before it closed.
+    // The window still showed the image and the error before it closed.
     assert_not_blank(&png);
 }
