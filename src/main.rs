@@ -444,7 +444,8 @@ fn info(model: &Model) -> Result<()> {
     let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
     if cpu {
         println!(
-            "conv2d:       texture products (linear:main_texture_f32_to_buffer4): 1x1 stride-1 \
+            "conv2d:       texture products storing textures that the group norms read \
+             (linear:main_texture_f32_to_texture4, group_norm:*_slices_texture); 1x1 stride-1 \
              convs read their input copied into a texture, every other conv its im2col patches \
              (to_texture:im2col); buffer kernels (8x4 invocations owning 32x16 outputs) only past \
              the texture limits"
@@ -454,8 +455,8 @@ fn info(model: &Model) -> Result<()> {
     }
     if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
         println!(
-            "attention:    texture products per head (linear:main_texture_f32_to_texture4, \
-             attention:softmax_texture)"
+            "attention:    texture products, every head in one dispatch \
+             (linear:main_texture_f32_to_texture4, attention:softmax_texture)"
         );
     } else {
         println!(
