@@ -241,7 +241,9 @@ fn cmyk_to_rgb(cmyk: &[u8], rgb: &mut [u8]) {
 }
 
 /// libjpeg wants more input than the file has.
-unsafe extern "C-unwind" fn fill_input_buffer(_cinfo: &mut ffi::jpeg_decompress_struct) -> ffi::boolean {
+unsafe extern "C-unwind" fn fill_input_buffer(
+    _cinfo: &mut ffi::jpeg_decompress_struct,
+) -> ffi::boolean {
     resume_unwind(Box::new(JpegError(
         "image file is truncated: the JPEG data ends before the decoder is done".into(),
     )))
@@ -298,7 +300,10 @@ mod tests {
         // Inverted storage: 255 is no ink. No ink and no black is white; full black is black
         // whatever the other inks; full cyan alone leaves no red.
         let mut rgb = [0u8; 9];
-        cmyk_to_rgb(&[255, 255, 255, 255, 0, 0, 0, 0, 0, 255, 255, 255], &mut rgb);
+        cmyk_to_rgb(
+            &[255, 255, 255, 255, 0, 0, 0, 0, 0, 255, 255, 255],
+            &mut rgb,
+        );
         assert_eq!(rgb, [255, 255, 255, 0, 0, 0, 0, 255, 255]);
     }
 
@@ -310,7 +315,10 @@ mod tests {
     /// A progressive fixture with its first scan (header and data) repeated `copies` more times:
     /// libjpeg warns of a bogus progression and goes on, so only the scan count can stop it.
     fn with_repeated_first_scan(copies: usize) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/preprocess/progressive.jpg");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/preprocess/progressive.jpg"
+        );
         let b = std::fs::read(path).unwrap();
         let sos = b.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
         let mut end = sos + 2 + usize::from(u16::from_be_bytes([b[sos + 2], b[sos + 3]]));
@@ -336,7 +344,10 @@ mod tests {
     /// "truncated", wherever the cut, as under Pillow.
     #[test]
     fn truncation_is_reported_by_the_decoder_itself() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/preprocess/photo.jpg");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/preprocess/photo.jpg"
+        );
         let b = std::fs::read(path).unwrap();
         decode(&b, LIMITS).unwrap();
         for cut in [20, 400, b.len() / 2, b.len() - 2, b.len() - 1] {
@@ -347,7 +358,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_crash() {
-        for bytes in [&b""[..], b"\xff\xd8", b"\xff\xd8\xff\xdb\x00\x02", b"not a jpeg"] {
+        for bytes in [
+            &b""[..],
+            b"\xff\xd8",
+            b"\xff\xd8\xff\xdb\x00\x02",
+            b"not a jpeg",
+        ] {
             assert!(decode(bytes, LIMITS).is_err(), "{bytes:?}");
         }
     }
