@@ -4,10 +4,11 @@
 //! Why this decoder: Pillow (and so transformers) decodes JPEG with libjpeg-turbo, and any
 //! other decoder rounds its IDCT and chroma upsampling differently (the `image` crate's
 //! zune-jpeg differs on up to 27% of tensor values). The C source comes from `mozjpeg-sys`,
-//! which vendors libjpeg-turbo's decoder (mozjpeg changes only the encoder) and compiles it
-//! with the `cc` crate: no cmake, no NASM. SIMD is off; libjpeg-turbo's SIMD kernels are made to
-//! give the same bytes as its C ones (islow IDCT, fancy upsampling, colour conversion), so C
-//! alone equals Pillow's SIMD build.
+//! which vendors mozjpeg 4 (a libjpeg-turbo fork whose own work is in the encoder; its decoder
+//! is libjpeg-turbo's 2.1 code) and compiles it with the `cc` crate: no cmake, no NASM. SIMD is
+//! off; libjpeg-turbo's SIMD kernels are made to give the same bytes as its C ones (islow
+//! IDCT, fancy upsampling, colour conversion), and the fixtures, decoded by Pillow 13's SIMD
+//! build of libjpeg-turbo 3.2, confirm it. What 3.x added, lossless JPEG, is refused here.
 //!
 //! What Pillow's decoder (`libImaging/JpegDecode.c`, `JpegImagePlugin.py`) does, and so we do:
 //! - mode from the number of components in the frame header: 1 is `L`, 3 is `RGB`
@@ -29,7 +30,12 @@
 //! Errors: libjpeg's `error_exit` must not return. Here it unwinds, as `mozjpeg-sys` documents
 //! (its `unwinding` feature compiles the C with `-fexceptions`), carrying the message to the
 //! `catch_unwind` in [`decode`]; `resume_unwind` skips the panic hook, so nothing is printed.
-//! The decompressor is destroyed on every path, by a guard.
+//! The decompressor is destroyed on every path, by its `Drop`.
+
+// With panic=abort, the unwinding that carries libjpeg's errors would end the process on the
+// first corrupt file.
+#[cfg(panic = "abort")]
+compile_error!("src/jpeg.rs needs panic = \"unwind\": libjpeg's errors unwind to catch_unwind");
 
 use std::ffi::{c_int, c_long, c_ulong};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -218,7 +224,7 @@ impl Drop for Decompressor {
     fn drop(&mut self) {
         // SAFETY: created in `new`; destroying is valid in any state, including after an
         // error unwound out of the middle of a call, and frees all of libjpeg's memory.
-        unsafe { ffi::jpeg_destroy_decompress(&mut *self.cinfo) }
+        unsafe { ffi::jpeg_destroy_decompress(&mut self.cinfo) }
     }
 }
 
@@ -322,7 +328,7 @@ mod tests {
         let b = std::fs::read(path).unwrap();
         let sos = b.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
         let mut end = sos + 2 + usize::from(u16::from_be_bytes([b[sos + 2], b[sos + 3]]));
-        while !(b[end] == 0xFF && !matches!(b[end + 1], 0x00 | 0xD0..=0xD7)) {
+        while b[end] != 0xFF || matches!(b[end + 1], 0x00 | 0xD0..=0xD7) {
             end += 1;
         }
         let mut out = b[..end].to_vec();
