@@ -3,8 +3,11 @@
 //!
 //! - **JPEG**: libjpeg under Pillow stops with "image file is truncated" when the data ends
 //!   before the end-of-image marker, wherever it is cut (inside a header, inside a scan, or
-//!   only the final two bytes). Our decoder would fill the missing rows with grey and answer;
-//!   so the marker structure is walked to its EOI first. Bytes after EOI are ignored, as there.
+//!   only the final two bytes). zune-jpeg (the browser build's decoder) would fill the missing
+//!   rows with grey and answer; so the marker structure is walked to its EOI first. libjpeg
+//!   (`src/jpeg.rs`, every other build) stops at the end of the data by itself, as under
+//!   Pillow; the walk runs before it too, so the message is the same in every build. Bytes
+//!   after EOI are ignored, as there.
 //! - **PNG**: Pillow checks the CRC of the chunks before the image data but never that of
 //!   IDAT, whose bytes go straight to zlib (which has its own checksum). The png crate checks
 //!   every CRC, so a wrong IDAT CRC is rewritten here before decoding. Pillow also needs no

@@ -7,6 +7,8 @@ pub mod gpu;
 pub mod hub;
 pub mod image_integrity;
 pub mod input;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod jpeg;
 pub mod model;
 pub mod npy;
 pub mod ops;

@@ -9,15 +9,16 @@
 //! (`libImaging/Resample.c`) and transformers' float32/float64 choices are mirrored exactly,
 //! and each place that does so says which upstream line it follows.
 //!
-//! Decoding is the one step that is not exact: the `image` crate's JPEG decoder may differ
-//! from libjpeg-turbo by one level on some pixels. PNG decoding is exact. Like
-//! `PIL.Image.open`, EXIF orientation is not applied.
+//! Decoding is exact too for PNG and, through libjpeg-turbo's own decoder set up as Pillow sets
+//! it up (`src/jpeg.rs`), for JPEG. The browser build has no libjpeg and decodes JPEG with the
+//! `image` crate's zune-jpeg, which differs from libjpeg-turbo by a few levels on some pixels
+//! (README, Preprocessing). Like `PIL.Image.open`, EXIF orientation is not applied.
 
 use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
 use serde_json::{Map, Value};
 
 /// Largest width or height [`load_image`] decodes; bigger files are refused before the decoder
@@ -362,16 +363,53 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
 }
 
 /// [`load_image`] on a file's bytes: the format from the content, Pillow's refusals
-/// (`image_integrity`), then the decoder under the same limits.
+/// (`image_integrity`), then the decoder under the same limits: libjpeg-turbo for JPEG
+/// (`src/jpeg.rs`), the `image` crate for the rest.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
+    let format = guess_format(bytes)?;
+    let bytes = crate::image_integrity::prepare(bytes, format)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg(&bytes).context("decoding");
+    }
+    decode_with_image_crate(&bytes, format)
+}
+
+/// [`decode_image`] as the browser build (wasm32, no libjpeg) runs it: JPEG too through the
+/// `image` crate (zune-jpeg). Public so that native tests can measure how far that is from
+/// Pillow.
+pub fn decode_image_pure_rust(bytes: &[u8]) -> Result<DynamicImage> {
+    let format = guess_format(bytes)?;
+    let bytes = crate::image_integrity::prepare(bytes, format)?;
+    decode_with_image_crate(&bytes, format)
+}
+
+fn guess_format(bytes: &[u8]) -> Result<ImageFormat> {
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .context("reading the image header")?;
-    let Some(format) = reader.format() else {
-        bail!("unrecognised image format");
+    reader.format().context("unrecognised image format")
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
+    use crate::jpeg::{self, Color};
+    let d = jpeg::decode(
+        bytes,
+        jpeg::Limits {
+            max_side: MAX_IMAGE_SIDE,
+            max_bytes: MAX_DECODE_BYTES,
+        },
+    )?;
+    let img = match d.color {
+        Color::Gray => image::GrayImage::from_raw(d.width, d.height, d.data).map(Into::into),
+        Color::Rgb => RgbImage::from_raw(d.width, d.height, d.data).map(Into::into),
     };
-    let bytes = crate::image_integrity::prepare(bytes, format)?;
-    let mut reader = ImageReader::with_format(std::io::Cursor::new(&bytes[..]), format);
+    img.context("the JPEG decoder returned a buffer of the wrong size")
+}
+
+fn decode_with_image_crate(bytes: &[u8], format: ImageFormat) -> Result<DynamicImage> {
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);

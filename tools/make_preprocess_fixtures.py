@@ -7,9 +7,14 @@ tools/requirements.txt:
 
     /work/pyenv/bin/python tools/make_preprocess_fixtures.py
 
+(only Pillow, numpy, safetensors, scikit-image and transformers of that list are used) and
+jpegtran on the PATH (Debian: libjpeg-turbo-progs) for the arithmetic-coded JPEG.
+
 It writes tests/fixtures/preprocess/:
-  <image files>                      the inputs (see IMAGES below), from scikit-image's CC0 /
-                                     public-domain sample photos
+  <image files>                      the inputs (see make_images and make_jpegs), from
+                                     scikit-image's CC0 / public-domain sample photos; JPEG
+                                     layouts Pillow cannot write come from
+                                     tools/baseline_jpeg.py
   LICENSE.md                         where each image comes from and its licence
   preprocessor_config.json           shortest_edge 96, crop 96, bicubic, mean = std = 0.5
                                      (the same values as tests/fixtures/tiny)
@@ -48,9 +53,11 @@ The output is deterministic (fixed crops of fixed photos, no randomness without 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -65,6 +72,8 @@ import transformers
 from PIL import Image
 from safetensors.numpy import load_file
 from transformers.models.deprecated.vit_hybrid import ViTHybridImageProcessor
+
+import baseline_jpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "preprocess"
@@ -334,7 +343,111 @@ def make_images() -> dict[str, dict]:
     Image.fromarray(lanczos(np.dstack([camera] * 3), (200, 200))[20:157, 50:153, 0], "L").save(
         OUT / "gray.jpg", quality=90)
     add("gray.jpg", "camera", "L", "grayscale JPEG 103 x 137, quality 90")
+    make_jpegs(add, chelsea, coffee, astronaut, camera)
     return info
+
+
+def make_jpegs(add, chelsea: np.ndarray, coffee: np.ndarray, astronaut: np.ndarray,
+               camera: np.ndarray) -> None:
+    """Every JPEG layout the decoder must get bit for bit right, written by Pillow where Pillow
+    can write it and by tools/baseline_jpeg.py where it cannot (4:1:1, 4:4:0, YCCK, Adobe
+    RGB: Pillow's "4:1:1" is 4:2:0, and it writes CMYK only untransformed). Sizes are odd so
+    that subsampled chroma planes have half-covered edges."""
+    def save(name: str, arr: np.ndarray, mode: str, source: str, note: str, **kw) -> None:
+        Image.fromarray(arr, mode).save(OUT / name, **kw)
+        add(name, source, mode, note)
+
+    save("s444.jpg", lanczos(chelsea, (135, 90))[8:78, 20:109], "RGB", "chelsea",
+         "JPEG 89 x 70, 4:4:4, quality 92", quality=92, subsampling=0)
+    save("s422.jpg", lanczos(coffee, (120, 80))[6:73, 14:105], "RGB", "coffee",
+         "JPEG 91 x 67, 4:2:2, quality 90", quality=90, subsampling=1)
+    save("odd_37x23.jpg", lanczos(coffee, (60, 40))[3:26, 5:42], "RGB", "coffee",
+         "JPEG 37 x 23, 4:2:0: every MCU row and column partly outside the image",
+         quality=90, subsampling=2)
+    # 97 x 240 shrinks to 96 x 237: the height loses more than twice as many pixels as the
+    # width, so Pillow 13 resizes vertically first
+    save("tall.jpg", lanczos(astronaut, (240, 240))[:, 70:167], "RGB", "astronaut",
+         "JPEG 97 x 240 (a tall crop), 4:2:0, quality 88", quality=88, subsampling=2)
+    save("progressive.jpg", lanczos(astronaut, (150, 150))[40:115, 20:121], "RGB", "astronaut",
+         "progressive JPEG 101 x 75, 4:2:0, quality 85", quality=85, progressive=True)
+    save("progressive_444.jpg", lanczos(chelsea, (90, 60))[2:53, 6:79], "RGB", "chelsea",
+         "progressive JPEG 73 x 51, 4:4:4, quality 90", quality=90, progressive=True, subsampling=0)
+    save("gray_progressive.jpg", lanczos(np.dstack([camera] * 3), (100, 100))[3:98, 20:81, 0],
+         "L", "camera", "progressive grayscale JPEG 61 x 95, quality 90", quality=90,
+         progressive=True)
+    save("restart_blocks.jpg", lanczos(chelsea, (120, 80))[9:70, 15:98], "RGB", "chelsea",
+         "JPEG 83 x 61, 4:2:0, a restart marker every 3 MCUs", quality=90,
+         restart_marker_blocks=3)
+    save("restart_rows.jpg", lanczos(coffee, (105, 70))[4:63, 6:97], "RGB", "coffee",
+         "JPEG 91 x 59, 4:2:2, a restart marker every MCU row", quality=90, subsampling=1,
+         restart_marker_rows=1)
+    cmyk = np.asarray(Image.fromarray(lanczos(astronaut, (90, 90))[20:65, 14:74]).convert("CMYK"))
+    save("cmyk.jpg", cmyk, "CMYK", "astronaut",
+         "CMYK JPEG 60 x 45 as Pillow writes it (inverted, Adobe marker with transform 0); "
+         "Pillow's convert('RGB') is its cmyk2rgb", quality=90)
+
+    # Pillow cannot write these
+    rgb = lanczos(coffee, (90, 60))[5:50, 3:80]
+    baseline_jpeg.write(OUT / "s411.jpg", baseline_jpeg.rgb_to_ycc(rgb), [(4, 1), (1, 1), (1, 1)])
+    add("s411.jpg", "coffee", "RGB", "JPEG 77 x 45, 4:1:1 (luma 4x1), by tools/baseline_jpeg.py")
+    rgb = lanczos(chelsea, (90, 60))[4:57, 9:80]
+    baseline_jpeg.write(OUT / "s440.jpg", baseline_jpeg.rgb_to_ycc(rgb), [(1, 2), (1, 1), (1, 1)],
+                        restart_interval=4)
+    add("s440.jpg", "chelsea", "RGB", "JPEG 71 x 53, 4:4:0 (luma 1x2), a restart marker every "
+        "4 MCUs, by tools/baseline_jpeg.py")
+    # Adobe YCCK: stored CMYK is inverted (as Adobe and Pillow write it); Y, Cb, Cr are
+    # computed from R = 255 - stored C (and so on), K is stored as is
+    stored = 255 - np.asarray(Image.fromarray(lanczos(astronaut, (80, 80))[5:70, 7:60]).convert("CMYK"))
+    planes = baseline_jpeg.rgb_to_ycc(255 - stored[..., :3]) + [stored[..., 3]]
+    baseline_jpeg.write(OUT / "ycck.jpg", planes, [(2, 2), (1, 1), (1, 1), (2, 2)], adobe_transform=2)
+    add("ycck.jpg", "astronaut", "CMYK", "YCCK JPEG 53 x 65 (Adobe marker, transform 2), Y and K "
+        "2x2, by tools/baseline_jpeg.py")
+    rgb = lanczos(coffee, (70, 50))[3:46, 5:62]
+    baseline_jpeg.write(OUT / "adobe_rgb.jpg", [rgb[..., c] for c in range(3)], [(1, 1)] * 3,
+                        adobe_transform=0)
+    add("adobe_rgb.jpg", "coffee", "RGB", "JPEG 57 x 43 storing RGB itself (Adobe marker, "
+        "transform 0), by tools/baseline_jpeg.py")
+
+    # Arithmetic coding, which Pillow cannot write: jpegtran (Debian's libjpeg-turbo-progs)
+    # re-codes a Pillow JPEG's coefficients losslessly
+    src = OUT / "arithmetic_src.jpg"
+    Image.fromarray(lanczos(astronaut, (100, 100))[10:69, 15:92]).save(src, quality=90)
+    if shutil.which("jpegtran") is None:
+        sys.exit("jpegtran not found: apt-get install libjpeg-turbo-progs")
+    subprocess.run(["jpegtran", "-arithmetic", "-outfile", str(OUT / "arithmetic.jpg"), str(src)],
+                   check=True)
+    src.unlink()
+    add("arithmetic.jpg", "astronaut", "RGB", "arithmetic-coded JPEG 77 x 59, 4:2:0 (Pillow's "
+        "file re-coded by jpegtran -arithmetic, libjpeg-turbo 2.1.5)")
+
+    # Damage libjpeg steps over with a warning and Pillow accepts (its output_message is
+    # silent): the pixels are whatever libjpeg makes of it
+    buf = io.BytesIO()
+    Image.fromarray(lanczos(chelsea, (96, 64))[6:54, 12:76]).save(buf, "JPEG", quality=90)
+    base = buf.getvalue()
+    sos = base.index(b"\xff\xda")
+    scan = sos + 2 + int.from_bytes(base[sos + 2:sos + 4], "big")
+    damaged = bytearray(base)
+    mid = (scan + len(base)) // 2
+    for i in range(mid, mid + 6):
+        if damaged[i] != 0xFF and damaged[i - 1] != 0xFF and damaged[i] ^ 0x5A != 0xFF:
+            damaged[i] ^= 0x5A
+    (OUT / "corrupt_scan.jpg").write_bytes(bytes(damaged))
+    add("corrupt_scan.jpg", "chelsea", "RGB", "JPEG 64 x 48 with 6 bytes in the middle of its "
+        "scan changed (bad Huffman data: a libjpeg warning, which Pillow ignores)")
+    (OUT / "cut_scan.jpg").write_bytes(base[:(scan + len(base)) // 2] + b"\xff\xd9")
+    add("cut_scan.jpg", "chelsea", "RGB", "JPEG 64 x 48 whose scan stops halfway, followed by "
+        "its end-of-image marker (libjpeg warns and fills the rest; Pillow accepts it)")
+    buf = io.BytesIO()
+    Image.fromarray(lanczos(coffee, (96, 64))[8:56, 16:80]).save(buf, "JPEG", quality=90,
+                                                                 restart_marker_blocks=2)
+    b = bytearray(buf.getvalue())
+    rst = b.index(b"\xff\xd3")
+    b[rst + 1] = 0xD6  # RST3 where RST6 comes: libjpeg resynchronises
+    b[-2:-2] = b"\x00\x11\x22"  # stray bytes before EOI: "extraneous bytes before marker"
+    (OUT / "bad_restart.jpg").write_bytes(bytes(b))
+    add("bad_restart.jpg", "coffee", "RGB", "JPEG 64 x 48 with a restart marker out of sequence "
+        "and stray bytes before its end-of-image marker (libjpeg warnings, Pillow accepts it)")
 
 
 # --------------------------------------------------------------------------------------
