@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use serde_json::Value;
 
-// Limits on what a config may ask for, far above any ViT-Hybrid or BiT checkpoint (the
-// largest, ViT-H/BiT-R152x4, has 8192 channels, 32 layers, 48 stage layers, 21843 labels),
-// so that no field can make the derived sizes overflow or make `expected_tensors` (and the
+// Limits on what a config may ask for, far above any ViT or BiT checkpoint (ViT-H has 32
+// layers; BiT-R152x4 8192 channels and 36 layers in a stage; ImageNet-21k 21843 labels), so
+// that no field can make the derived sizes overflow or make `expected_tensors` (and the
 // weights `--random-config` allocates) unbounded: a 2 KB config.json could otherwise ask for
 // 2^60 layers.
 
