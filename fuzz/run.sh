@@ -34,8 +34,9 @@ for t in image image_png image_jpeg image_gif image_bmp image_tiff image_webp im
     seed "$t" "${images[@]}"
 done
 
-# A decoder may take up to preprocess::MAX_DECODE_BYTES (1 GiB) at once; the RGB copy and the
-# tensor come on top of it.
+# One allocation may be up to 1 GiB (preprocess::MAX_DECODE_BYTES, MAX_OUTPUT_ELEMENTS f32);
+# the RGB copy and the tensor come on top of a decode. With -jobs=1 libFuzzer keeps its full
+# log in fuzz-0.log; the lines below are its summary.
 for t in "${targets[@]}"; do
     dict=()
     case $t in config | preprocessor_config) dict=(-dict=dicts/json.dict) ;; esac
