@@ -10,6 +10,26 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use serde_json::Value;
 
+// Limits on what a config may ask for, far above any ViT or BiT checkpoint (ViT-H has 32
+// layers; BiT-R152x4 8192 channels and 36 layers in a stage; ImageNet-21k 21843 labels), so
+// that no field can make the derived sizes overflow or make `expected_tensors` (and the
+// weights `--random-config` allocates) unbounded: a 2 KB config.json could otherwise ask for
+// 2^60 layers.
+
+/// Largest width: hidden_size, intermediate_size, heads, embedding_size, num_groups and every
+/// stage's channels after `width_factor`.
+pub const MAX_WIDTH: usize = 1 << 16;
+/// Largest image_size or patch_size side.
+pub const MAX_IMAGE_SIDE: usize = 1 << 16;
+/// Most encoder layers, and most layers in one backbone stage.
+pub const MAX_LAYERS: usize = 1024;
+/// Most backbone stages that run (BiT has 4); also keeps the output-stride arithmetic small.
+pub const MAX_STAGES: usize = 8;
+/// Most classes (id2label entries or num_labels).
+pub const MAX_LABELS: usize = 1 << 17;
+/// Most parameters the config may describe (8 GiB as f32), checked without overflow.
+pub const MAX_PARAMETERS: u64 = 1 << 31;
+
 /// The ViT side of the config, plus the backbone.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
@@ -117,8 +137,8 @@ fn pair(v: Option<&Value>, default: usize, name: &str) -> Result<(usize, usize)>
             format!("config.json: `{name}` must be a positive integer, got {v}")
         })?;
         ensure!(
-            n > 0 && n < 1 << 20,
-            "config.json: `{name}` = {n} is out of range"
+            n > 0 && n <= MAX_IMAGE_SIDE as u64,
+            "config.json: `{name}` = {n} is out of range 1..={MAX_IMAGE_SIDE}"
         );
         Ok(n as usize)
     };
@@ -133,12 +153,13 @@ fn pair(v: Option<&Value>, default: usize, name: &str) -> Result<(usize, usize)>
     }
 }
 
-fn positive(v: Option<usize>, default: usize, name: &str) -> Result<usize> {
+/// A count with a default, in `1..=max`.
+fn positive(v: Option<usize>, default: usize, name: &str, max: usize) -> Result<usize> {
     let n = v.unwrap_or(default);
     ensure!(n > 0, "config.json: `{name}` must be positive, got 0");
     ensure!(
-        n < 1 << 20,
-        "config.json: `{name}` = {n} is implausibly large"
+        n <= max,
+        "config.json: `{name}` = {n} is implausibly large (at most {max})"
     );
     Ok(n)
 }
@@ -169,13 +190,18 @@ impl ModelConfig {
             act == "gelu",
             "config.json: hidden_act {act:?} is not supported (only \"gelu\", the exact erf form)"
         );
-        let hidden_size = positive(raw.hidden_size, 768, "hidden_size")?;
-        let num_attention_heads = positive(raw.num_attention_heads, 12, "num_attention_heads")?;
+        let hidden_size = positive(raw.hidden_size, 768, "hidden_size", MAX_WIDTH)?;
+        let num_attention_heads = positive(
+            raw.num_attention_heads,
+            12,
+            "num_attention_heads",
+            MAX_WIDTH,
+        )?;
         ensure!(
             hidden_size % num_attention_heads == 0,
             "config.json: hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
         );
-        let num_channels = positive(raw.num_channels, 3, "num_channels")?;
+        let num_channels = positive(raw.num_channels, 3, "num_channels", MAX_WIDTH)?;
         ensure!(
             num_channels == 3,
             "config.json: num_channels {num_channels} is not supported (images are RGB: 3)"
@@ -191,17 +217,32 @@ impl ModelConfig {
                                 map.len()
                             )
                         })?;
+                    // "7" and "007" are distinct JSON keys but one index; with a duplicate
+                    // some other index has no label.
+                    ensure!(
+                        labels[i].is_none(),
+                        "config.json: id2label has two keys for index {i} (one is {k:?})"
+                    );
                     labels[i] = Some(v.clone());
                 }
-                labels
-                    .into_iter()
-                    .map(|l| l.expect("keys are distinct indices"))
-                    .collect()
+                // n distinct indices below n: every slot is filled.
+                labels.into_iter().flatten().collect()
             }
-            (None, Some(n)) => (0..n).map(|i| format!("LABEL_{i}")).collect(),
+            (None, Some(n)) => {
+                ensure!(
+                    n <= MAX_LABELS,
+                    "config.json: num_labels {n} is implausibly large (at most {MAX_LABELS})"
+                );
+                (0..n).map(|i| format!("LABEL_{i}")).collect()
+            }
             (None, None) => (0..2).map(|i| format!("LABEL_{i}")).collect(),
         };
         ensure!(!labels.is_empty(), "config.json: id2label is empty");
+        ensure!(
+            labels.len() <= MAX_LABELS,
+            "config.json: {} labels is implausibly many (at most {MAX_LABELS})",
+            labels.len()
+        );
         let eps = raw.layer_norm_eps.unwrap_or(1e-12);
         ensure!(
             eps.is_finite() && eps >= 0.0,
@@ -213,9 +254,19 @@ impl ModelConfig {
         )?;
         let cfg = Self {
             hidden_size,
-            num_hidden_layers: positive(raw.num_hidden_layers, 12, "num_hidden_layers")?,
+            num_hidden_layers: positive(
+                raw.num_hidden_layers,
+                12,
+                "num_hidden_layers",
+                MAX_LAYERS,
+            )?,
             num_attention_heads,
-            intermediate_size: positive(raw.intermediate_size, 3072, "intermediate_size")?,
+            intermediate_size: positive(
+                raw.intermediate_size,
+                3072,
+                "intermediate_size",
+                MAX_WIDTH,
+            )?,
             layer_norm_eps: eps,
             image_size: pair(raw.image_size.as_ref(), 224, "image_size")?,
             patch_size: pair(raw.patch_size.as_ref(), 1, "patch_size")?,
@@ -246,7 +297,26 @@ impl ModelConfig {
             cfg.feature_size().1,
             cfg.patch_size
         );
+        let params = cfg.parameter_count();
+        ensure!(
+            params.is_some_and(|n| n <= MAX_PARAMETERS),
+            "config.json: the model it describes has {} parameters, more than the {MAX_PARAMETERS} \
+             this tool loads",
+            params.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+        );
         Ok(cfg)
+    }
+
+    /// Parameters of every expected tensor, `None` past `u64`.
+    pub fn parameter_count(&self) -> Option<u64> {
+        self.expected_tensors()
+            .iter()
+            .try_fold(0u64, |sum, (_, shape)| {
+                let n = shape
+                    .iter()
+                    .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+                sum.checked_add(n)
+            })
     }
 
     pub fn num_labels(&self) -> usize {
@@ -493,6 +563,10 @@ impl BitConfig {
                     format!("{what}: out_features names {out:?}, expected \"stem\" or stage1..stage{num_stages}")
                 })?
         };
+        ensure!(
+            used <= MAX_STAGES,
+            "{what}: out_features runs {used} stages, implausibly many (at most {MAX_STAGES})"
+        );
         // Dilation replaces striding once the output stride is reached; that path is not built.
         let output_stride = raw.output_stride.unwrap_or(32);
         let mut stride = 4;
@@ -506,12 +580,26 @@ impl BitConfig {
         }
         let depths: Vec<usize> = depths[..used].to_vec();
         ensure!(depths.iter().all(|&d| d > 0), "{what}: a stage has depth 0");
-        let num_groups = positive(raw.num_groups, 32, "backbone_config.num_groups")?;
-        let embedding_size = positive(raw.embedding_size, 64, "backbone_config.embedding_size")?;
+        ensure!(
+            depths.iter().all(|&d| d <= MAX_LAYERS),
+            "{what}: depths {depths:?} has a stage deeper than {MAX_LAYERS} layers"
+        );
+        let num_groups = positive(raw.num_groups, 32, "backbone_config.num_groups", MAX_WIDTH)?;
+        let embedding_size = positive(
+            raw.embedding_size,
+            64,
+            "backbone_config.embedding_size",
+            MAX_WIDTH,
+        )?;
         let stage_channels: Vec<usize> = hidden_sizes[..used]
             .iter()
             .map(|&h| make_div(h as f64 * width, 8))
             .collect();
+        ensure!(
+            stage_channels.iter().all(|&c| c <= MAX_WIDTH),
+            "{what}: hidden_sizes {hidden_sizes:?} x width_factor {width} gives stages wider than \
+             {MAX_WIDTH} channels"
+        );
         let cfg = Self {
             embedding_size,
             num_groups,

@@ -67,6 +67,8 @@ pub struct Decoded {
 pub struct Limits {
     /// Largest width or height.
     pub max_side: u32,
+    /// Most pixels (Pillow's decompression-bomb limit).
+    pub max_pixels: u64,
     /// Most bytes libjpeg's own buffers may take (whole-image coefficient arrays of progressive
     /// files), and separately the most the decoded pixels may take.
     pub max_bytes: u64,
@@ -144,6 +146,14 @@ impl Decompressor {
             bail!(
                 "{width}x{height} pixels, larger than the {0}x{0} this tool decodes",
                 limits.max_side
+            );
+        }
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > limits.max_pixels {
+            bail!(
+                "{width}x{height} is {pixels} pixels, more than the {} Pillow opens (a \
+                 decompression bomb?)",
+                limits.max_pixels
             );
         }
         // Samples of other than 8 bits are libjpeg's error (JERR_BAD_PRECISION) already, as
@@ -315,6 +325,7 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         max_side: 16384,
+        max_pixels: u64::MAX,
         max_bytes: 1 << 30,
     };
 
@@ -337,6 +348,22 @@ mod tests {
         }
         out.extend_from_slice(&b[end..]);
         out
+    }
+
+    #[test]
+    fn pixel_count_is_limited_before_decoding() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/preprocess/photo.jpg"
+        );
+        let b = std::fs::read(path).unwrap();
+        let small = Limits {
+            max_pixels: 100,
+            ..LIMITS
+        };
+        let e = decode(&b, small).unwrap_err();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        decode(&b, LIMITS).unwrap();
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! silently converting (say float64, or a Fortran-ordered array) would hide a fixture bug.
 //!
 //! The header is validated against the file's length before the data buffer is allocated,
-//! so a corrupt or hostile header produces an error, never a huge allocation or a panic.
+//! so a corrupt or hostile header produces an error, never a huge allocation or a panic: the
+//! header is at most [`MAX_HEADER_BYTES`] and the data exactly what the file holds.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
@@ -18,6 +19,9 @@ use anyhow::{Context, Result, bail, ensure};
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// NumPy aligns the start of the data to this many bytes (format v1.0 since NumPy 1.x).
 const ALIGN: usize = 64;
+/// Longest header read: NumPy's own default `max_header_size` (`np.load` refuses longer ones
+/// unless told otherwise); ours are under 128 bytes.
+pub const MAX_HEADER_BYTES: u64 = 10_000;
 
 /// Reads a C-ordered little-endian float32 array; returns its shape and its elements in
 /// row-major order. A 0-d array has shape `[]` and one element.
@@ -28,7 +32,16 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .metadata()
         .with_context(|| format!("reading the size of npy file {shown}"))?
         .len();
+    read_f32_from(&mut file, file_len, &shown)
+}
 
+/// [`read_f32`] on a reader holding `file_len` bytes (`shown` names it in errors): the part
+/// the fuzz targets drive, without the file system.
+pub fn read_f32_from(
+    file: &mut impl Read,
+    file_len: u64,
+    shown: &dyn std::fmt::Display,
+) -> Result<(Vec<usize>, Vec<f32>)> {
     // magic (6) + version (2) + header length (2 bytes in v1, 4 in v2/v3)
     let mut prefix = [0u8; 8];
     file.read_exact(&mut prefix).with_context(|| {
@@ -50,6 +63,12 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     file.read_exact(&mut len_buf[..len_bytes])
         .with_context(|| format!("npy file {shown}: truncated before the header length"))?;
     let header_len = u32::from_le_bytes(len_buf) as u64;
+    if header_len > MAX_HEADER_BYTES {
+        bail!(
+            "npy file {shown}: header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} \
+             NumPy reads"
+        );
+    }
     let data_start = 8 + len_bytes as u64 + header_len;
     if data_start > file_len {
         bail!(

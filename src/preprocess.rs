@@ -24,13 +24,17 @@ use serde_json::{Map, Value};
 /// Largest width or height [`load_image`] decodes; bigger files are refused before the decoder
 /// allocates, since a 100-byte PNG can claim to be 4 billion pixels wide.
 pub const MAX_IMAGE_SIDE: u32 = 16384;
-/// Most memory the decoder may allocate (16384 x 16384 RGB fits).
+/// Most memory the decoder may allocate, its output buffer included.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+/// Most pixels (width x height) [`decode_image`] decodes: Pillow's decompression-bomb limit
+/// (`2 * Image.MAX_IMAGE_PIXELS`), above which `Image.open`, and so transformers, refuses the
+/// file. Checked on the header's size, before any pixel buffer exists.
+pub const MAX_IMAGE_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
 /// Largest size, crop or shortest edge a config may ask for.
 const MAX_CONFIG_SIDE: usize = 1 << 16;
 /// Most f32 elements [`preprocess`] returns (1 GiB), so a config without a crop cannot turn a
 /// long thin image into a multi-gigabyte tensor and abort the process on allocation.
-const MAX_OUTPUT_ELEMENTS: usize = 1 << 28;
+pub const MAX_OUTPUT_ELEMENTS: usize = 1 << 28;
 
 /// Pillow's `PRECISION_BITS` (32 - 8 - 2): weights are fixed point with 22 fraction bits,
 /// leaving 8 bits for the pixel and 2 for the overshoot of negative lobes.
@@ -366,29 +370,35 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
 /// (`image_integrity`), then the decoder under the same limits: libjpeg-turbo for JPEG
 /// (`src/jpeg.rs`), the `image` crate for the rest.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
-    let format = guess_format(bytes)?;
+    let (format, guessed) = guess_format(bytes)?;
     let bytes = crate::image_integrity::prepare(bytes, format)?;
     #[cfg(not(target_arch = "wasm32"))]
     if format == ImageFormat::Jpeg {
         return decode_jpeg(&bytes).context("decoding");
     }
-    decode_with_image_crate(&bytes, format)
+    decode_with_image_crate(&bytes, format, guessed)
 }
 
 /// [`decode_image`] as the browser build (wasm32, no libjpeg) runs it: JPEG too through the
 /// `image` crate (zune-jpeg). Public so that native tests can measure how far that is from
 /// Pillow.
 pub fn decode_image_pure_rust(bytes: &[u8]) -> Result<DynamicImage> {
-    let format = guess_format(bytes)?;
+    let (format, guessed) = guess_format(bytes)?;
     let bytes = crate::image_integrity::prepare(bytes, format)?;
-    decode_with_image_crate(&bytes, format)
+    decode_with_image_crate(&bytes, format, guessed)
 }
 
-fn guess_format(bytes: &[u8]) -> Result<ImageFormat> {
+/// The format from the content, and whether the content named it. TGA has no magic number:
+/// Pillow tries its TGA reader on files no other format claims, so we do too; a file whose
+/// TGA header does not parse either is "unrecognised".
+fn guess_format(bytes: &[u8]) -> Result<(ImageFormat, bool)> {
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .context("reading the image header")?;
-    reader.format().context("unrecognised image format")
+    Ok(match reader.format() {
+        Some(format) => (format, true),
+        None => (ImageFormat::Tga, false),
+    })
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -398,6 +408,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
         bytes,
         jpeg::Limits {
             max_side: MAX_IMAGE_SIDE,
+            max_pixels: MAX_IMAGE_PIXELS,
             max_bytes: MAX_DECODE_BYTES,
         },
     )?;
@@ -408,14 +419,35 @@ fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
     img.context("the JPEG decoder returned a buffer of the wrong size")
 }
 
-fn decode_with_image_crate(bytes: &[u8], format: ImageFormat) -> Result<DynamicImage> {
+fn decode_with_image_crate(
+    bytes: &[u8],
+    format: ImageFormat,
+    guessed: bool,
+) -> Result<DynamicImage> {
     let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    reader.decode().context("decoding")
+    reader.limits(limits.clone());
+    // `ImageReader::decode` by hand, to check the pixel count between header and pixels.
+    let mut decoder = match reader.into_decoder() {
+        Ok(decoder) => decoder,
+        Err(_) if !guessed => bail!("unrecognised image format"),
+        Err(e) => return Err(e).context("decoding"),
+    };
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let pixels = u64::from(w) * u64::from(h);
+    ensure!(
+        pixels <= MAX_IMAGE_PIXELS,
+        "decoding: {w}x{h} is {pixels} pixels, more than the {MAX_IMAGE_PIXELS} Pillow opens \
+         (a decompression bomb?)"
+    );
+    limits
+        .reserve(image::ImageDecoder::total_bytes(&decoder))
+        .context("decoding")?;
+    image::ImageDecoder::set_limits(&mut decoder, limits).context("decoding")?;
+    DynamicImage::from_decoder(decoder).context("decoding")
 }
 
 /// Pillow's `convert("RGB")`, which transformers' `convert_to_rgb` calls: gray is replicated

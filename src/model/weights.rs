@@ -9,6 +9,33 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
 
+/// Largest JSON header a `model.safetensors` may have. The real checkpoint's is 40 KB (356
+/// tensors); the safetensors crate itself would parse up to 100 MB, and parsing costs several
+/// times the header's size in small allocations, so a corrupt length is refused first.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+/// Refuses a header length (the file's first 8 bytes, little-endian) above
+/// [`MAX_HEADER_BYTES`] or past the end of the file, before anything is parsed.
+fn check_header_len(bytes: &[u8]) -> Result<()> {
+    let Some(prefix) = bytes.get(..8) else {
+        bail!(
+            "{} bytes, shorter than the 8-byte header length",
+            bytes.len()
+        );
+    };
+    let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    if n > MAX_HEADER_BYTES {
+        bail!("its header claims {n} bytes, more than the {MAX_HEADER_BYTES} allowed");
+    }
+    if n > bytes.len() as u64 - 8 {
+        bail!(
+            "its header claims {n} bytes but only {} follow",
+            bytes.len() - 8
+        );
+    }
+    Ok(())
+}
+
 /// One f32 tensor and the dtype it was stored as.
 #[derive(Clone, Debug)]
 pub struct HostTensor {
@@ -75,11 +102,17 @@ impl HostWeights {
         // underneath us can give wrong numbers but not unsoundness in safe code that copies.
         let map = unsafe { memmap2::Mmap::map(&file) }
             .with_context(|| format!("memory-mapping weights {}", path.display()))?;
-        let st = SafeTensors::deserialize(&map).with_context(|| {
-            format!(
-                "{} is not a valid safetensors file (truncated or corrupt?)",
-                path.display()
-            )
+        Self::from_bytes(&map, config, &path.display().to_string())
+    }
+
+    /// [`HostWeights::load`] on the file's bytes (`shown` names the file in errors): the part
+    /// the fuzz targets drive, without the file system.
+    pub fn from_bytes(bytes: &[u8], config: &ModelConfig, shown: &str) -> Result<Self> {
+        check_header_len(bytes).with_context(|| {
+            format!("{shown} is not a valid safetensors file (truncated or corrupt?)")
+        })?;
+        let st = SafeTensors::deserialize(bytes).with_context(|| {
+            format!("{shown} is not a valid safetensors file (truncated or corrupt?)")
         })?;
         let mut found = HashMap::new();
         for (name, view) in st.iter() {
@@ -88,21 +121,17 @@ impl HostWeights {
         let mut tensors = HashMap::new();
         for (name, shape) in config.expected_tensors() {
             let view = found.remove(&name).with_context(|| {
-                format!(
-                    "{}: tensor {name} is missing (expected shape {shape:?})",
-                    path.display()
-                )
+                format!("{shown}: tensor {name} is missing (expected shape {shape:?})")
             })?;
             if view.shape() != shape.as_slice() {
                 bail!(
-                    "{}: tensor {name} has shape {:?}, expected {shape:?} from config.json",
-                    path.display(),
+                    "{shown}: tensor {name} has shape {:?}, expected {shape:?} from config.json",
                     view.shape()
                 );
             }
             let data = to_f32(&name, view.dtype(), view.data())
                 .and_then(|d| ensure_finite(&name, &d).map(|()| d))
-                .with_context(|| format!("in {}", path.display()))?;
+                .with_context(|| format!("in {shown}"))?;
             let dtype = format!("{:?}", view.dtype());
             tensors.insert(name, HostTensor { shape, data, dtype });
         }
