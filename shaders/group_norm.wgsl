@@ -96,7 +96,9 @@ fn main(
             y += residual[base + i];
         }
         if (p.relu != 0u) {
-            y = max(y, 0.0);
+            // Not max(y, 0): lavapipe's (LLVM's maxnum) returns 0 for NaN, where PyTorch's
+            // ReLU keeps NaN, and a broken input must not come out as an answer.
+            y = select(y, 0.0, y < 0.0);
         }
         x[base + i] = y;
     }
@@ -270,7 +272,7 @@ fn apply_slices{SUFFIX}(
             y += residual4[base + i];
         }
         if (p.relu != 0u) {
-            y = max(y, vec4<f32>(0.0));
+            y = select(y, vec4<f32>(0.0), y < vec4<f32>(0.0));
         }
         store_{SRC}(base + i, y);
     }

@@ -50,7 +50,11 @@ fn main(
             if (row_ok && ix >= 0 && ix < i32(p.w)) {
                 v = x[xb + u32(iy) * p.w + u32(ix)];
             }
-            m = max(m, v);
+            // Not max(m, v): that drops NaN on lavapipe (LLVM's maxnum), where PyTorch's
+            // max_pool2d keeps it; once m is NaN, nothing replaces it.
+            if (v > m || v != v) {
+                m = v;
+            }
         }
     }
     y[i] = m;

@@ -125,6 +125,30 @@ fn npy_input_and_plain_output() {
     assert!(stdout.contains("tiny class"), "{stdout}");
 }
 
+/// Finite pixels so large that the stem's conv overflows: PyTorch's network turns them into
+/// NaN logits (the group norm's mean of infinities), so they are this input's error, never an
+/// answer: no ReLU or max pool may drop the NaN on the way.
+#[test]
+fn overflowing_pixels_are_an_error_not_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge: Vec<f32> = (0..3 * 96 * 96)
+        .map(|i| if i % 3 == 0 { 3.0e38 } else { -3.0e38 })
+        .collect();
+    let npy = dir.path().join("huge.npy");
+    vit_hybrid::npy::write_f32(&npy, &[1, 3, 96, 96], &huge).unwrap();
+    let (code, stdout, stderr) = run(&[
+        "classify",
+        "--model",
+        tiny().to_str().unwrap(),
+        "--json",
+        npy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "stdout: {stdout} stderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let e = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(e.contains("NaN or infinite"), "{e}");
+}
+
 /// Finite weights whose products overflow float32 give infinite logits: each input's error
 /// (exit 1), never a probability table of NaN.
 #[test]
