@@ -77,37 +77,41 @@ impl ConvNorm {
             eps: GN_EPS,
             relu,
         };
-        let texture_conv = |y: Place<'_>, p: &mut Program| match &self.texture {
-            Some(t) if conv2d::texture_1x1_fits(gpu, shape) => {
+        // CPU adapters run the conv as a texture product wherever one of conv2d's texture
+        // paths fits.
+        let texture = self.texture.as_ref().filter(|_| {
+            conv2d::texture_1x1_fits(gpu, shape) || conv2d::texture_im2col_fits(gpu, shape)
+        });
+        let product = |t: &MatrixTexture, y: Place<'_>, p: &mut Program| {
+            if conv2d::texture_1x1_fits(gpu, shape) {
                 conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
-                true
-            }
-            Some(t) if conv2d::texture_im2col_fits(gpu, shape) => {
+            } else {
                 conv2d::record_im2col_texture(gpu, p, shape, x, t, None, y);
-                true
             }
-            _ => false,
         };
-        // CPU adapters: the product stores its output as a texture, which the norm reads with
-        // inline loads where a buffer costs a loop over the lanes per load.
         let rows = batch * self.cout;
-        let out = (self.texture.is_some()
-            && group_norm::Variant::Slices.fits(gn)
-            && matrix_texture::fits(gpu, rows, gn.hw))
-        .then(|| {
-            p.scratch_texture(gpu, "conv2d.output", (rows, gn.hw), (rows, gn.hw))
-                .ok()
-        })
-        .flatten();
-        if let Some(out) = &out
-            && texture_conv(Place::Texture(out), p)
-        {
-            group_norm::record_from_texture(gpu, p, gn, out, y, &self.gamma, &self.beta, residual);
-        } else {
-            if !texture_conv(Place::Buffer(y), p) {
-                conv2d::record(gpu, p, shape, x, &self.weight, None, y);
+        match texture {
+            // The product stores its output as a texture, which the norm reads with inline
+            // loads where a buffer costs a loop over the lanes per load.
+            Some(t)
+                if group_norm::Variant::Slices.fits(gn)
+                    && matrix_texture::fits(gpu, rows, gn.hw) =>
+            {
+                let out = p
+                    .scratch_texture(gpu, "conv2d.output", (rows, gn.hw), (rows, gn.hw))
+                    .expect("matrix_texture::fits checked the size");
+                product(t, Place::Texture(&out), p);
+                let (gamma, beta) = (&self.gamma, &self.beta);
+                group_norm::record_from_texture(gpu, p, gn, &out, y, gamma, beta, residual);
             }
-            group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
+            Some(t) => {
+                product(t, Place::Buffer(y), p);
+                group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
+            }
+            None => {
+                conv2d::record(gpu, p, shape, x, &self.weight, None, y);
+                group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
+            }
         }
         (self.cout, shape.oh, shape.ow)
     }

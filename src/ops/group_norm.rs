@@ -119,7 +119,6 @@ pub fn record_variant(
     let mut placeholder = None;
     let residual_bind = residual_bind(gpu, shape, residual, &mut placeholder);
     let params = shape.params(residual.is_some());
-    let n = (shape.batch * shape.c * shape.hw) as f64;
     if variant == Variant::Slices {
         let inputs = [
             Bind::from(x),
@@ -131,6 +130,7 @@ pub fn record_variant(
         record_slices(gpu, program, shape, params, entries, &inputs, None);
         return;
     }
+    let n = (shape.batch * shape.c * shape.hw) as f64;
     program.push(
         gpu,
         Call {
