@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a fresh Debian/Ubuntu machine: a Rust toolchain if none is installed, and a Vulkan
-# driver. Machines without a GPU get Mesa's lavapipe (a CPU Vulkan driver); machines with a
+# Prepares a fresh Debian/Ubuntu machine: a C compiler and a Rust toolchain if none is
+# installed, and a Vulkan driver. Machines without a GPU get Mesa's lavapipe (a CPU Vulkan driver); machines with a
 # GPU driver already installed are left alone. Safe to run again.
 set -euo pipefail
 
@@ -11,6 +11,14 @@ if command -v apt-get >/dev/null 2>&1 && ! dpkg -s mesa-vulkan-drivers >/dev/nul
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -q
     $SUDO apt-get install -y -q --no-install-recommends mesa-vulkan-drivers libvulkan1
+fi
+
+# A C compiler: Rust links with it, and libjpeg-turbo's decoder (mozjpeg-sys) and ring build
+# their C sources with it.
+if command -v apt-get >/dev/null 2>&1 && ! command -v cc >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends gcc libc6-dev
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
