@@ -11,7 +11,7 @@ use vit_hybrid::ops::group_norm::{self, GroupNorm};
 use vit_hybrid::ops::linear::{
     self, Input, Linear, Output, Variant, Weight, WeightFormat, WeightLayout,
 };
-use vit_hybrid::ops::matrix_texture::Place;
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat};
 use vit_hybrid::ops::{Program, layer_norm};
 
 fn time(gpu: &Gpu, p: &Program) -> f64 {
@@ -133,23 +133,45 @@ fn main() {
             time(&gpu, &p),
             flops,
         );
-        if conv2d::texture_im2col_fits(&gpu, c) && !conv2d::texture_1x1_fits(&gpu, c) {
-            let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; c.weight_len()], cout, c.k())
-                .expect("conv weight texture");
+        // The texture paths, from the input in a buffer (a copy into a texture, or im2col
+        // loads from the buffer) and from a texture as the backbone's norms now store it, into
+        // a texture as the backbone's norms read it.
+        let path = conv2d::Path::choose(&gpu, c, true);
+        if path == conv2d::Path::Buffer {
+            continue;
+        }
+        let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; c.weight_len()], cout, c.k())
+            .expect("conv weight texture");
+        let plane = hw * hw;
+        let xt = MatrixTexture::new_padded(
+            &gpu,
+            "x",
+            (cin, plane),
+            (cin, conv2d::input_texture_width(plane)),
+            TexelFormat::F32,
+        )
+        .expect("input texture");
+        let (oc, ohw) = (cout, c.oh * c.ow);
+        let yt = MatrixTexture::new(&gpu, "y", oc, ohw, oc, TexelFormat::F32).expect("y texture");
+        let record = match path {
+            conv2d::Path::Texture1x1 => conv2d::record_1x1_texture,
+            _ => conv2d::record_im2col_texture,
+        };
+        let what = match path {
+            conv2d::Path::Texture1x1 => "texture product",
+            _ => "im2col + texture product",
+        };
+        for (from, x) in [
+            ("buffer", Place::Buffer(&x)),
+            ("texture", Place::Texture(&xt)),
+        ] {
             let mut p = Program::new();
-            conv2d::record_im2col_texture(&gpu, &mut p, c, &x, &wt, None, Place::Buffer(&y));
+            record(&gpu, &mut p, c, x, &wt, None, Place::Texture(&yt));
             report(
-                &format!("{name} as im2col + texture product"),
+                &format!("{name} as {what}, x from a {from}"),
                 time(&gpu, &p),
                 flops,
             );
-        }
-        if conv2d::texture_1x1_fits(&gpu, c) {
-            let wt = conv2d::texture_weight(&gpu, "w", &vec![0.01; cout * cin], cout, cin)
-                .expect("1x1 weight texture");
-            let mut p = Program::new();
-            conv2d::record_1x1_texture(&gpu, &mut p, c, &x, &wt, None, Place::Buffer(&y));
-            report(&format!("{name} as texture product"), time(&gpu, &p), flops);
         }
     }
 

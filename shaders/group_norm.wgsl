@@ -137,10 +137,14 @@ fn sum4(v: vec4<f32>) -> f32 {
 // Where x comes from and y goes: `buffer` (stats_slices, apply_slices) normalises x4 in
 // place; `texture` (stats_slices_texture, apply_slices_texture) reads the conv product's
 // output texture (src/ops/matrix_texture.rs: row b * C + c, a texel = 4 pixels) with inline
-// loads, and writes y4. A position is a flat vec4 index (x) or a texel (x, y) that steps
-// along the rows, so nothing is divided per vec4.
+// loads and writes y4; apply_slices_texture_to_texture writes the result as a texture of that
+// layout too (the next conv's input, read with inline loads), its residual read from one.
+// A position is a flat vec4 index (j) and, in textures, a texel (t) that steps along the
+// rows, so nothing is divided per vec4.
 @group(0) @binding(1) var xt: texture_storage_2d<rgba32float, read>; // [HW / 4, >= B * C]
 @group(0) @binding(6) var<storage, read_write> y4: array<vec4<f32>>; // [B, C, HW / 4]
+@group(0) @binding(4) var rt: texture_storage_2d<rgba32float, read>;  // [HW / 4, >= B * C]
+@group(0) @binding(6) var yt: texture_storage_2d<rgba32float, write>; // [HW / 4, >= B * C]
 
 fn start_buffer(j: u32) -> vec2<u32> {
     return vec2<u32>(j, 0u);
@@ -152,10 +156,6 @@ fn next_buffer(t: vec2<u32>) -> vec2<u32> {
 
 fn load_buffer(t: vec2<u32>) -> vec4<f32> {
     return x4[t.x];
-}
-
-fn store_buffer(j: u32, v: vec4<f32>) {
-    x4[j] = v;
 }
 
 fn start_texture(j: u32) -> vec2<u32> {
@@ -172,8 +172,29 @@ fn load_texture(t: vec2<u32>) -> vec4<f32> {
     return textureLoad(xt, t);
 }
 
-fn store_texture(j: u32, v: vec4<f32>) {
+// The residual and the store at flat vec4 j, texel t: x4 in place, y4, or yt.
+fn residual_inplace(j: u32, t: vec2<u32>) -> vec4<f32> {
+    return residual4[j];
+}
+
+fn residual_buffer(j: u32, t: vec2<u32>) -> vec4<f32> {
+    return residual4[j];
+}
+
+fn residual_texture(j: u32, t: vec2<u32>) -> vec4<f32> {
+    return textureLoad(rt, t);
+}
+
+fn store_inplace(j: u32, t: vec2<u32>, v: vec4<f32>) {
+    x4[j] = v;
+}
+
+fn store_buffer(j: u32, t: vec2<u32>, v: vec4<f32>) {
     y4[j] = v;
+}
+
+fn store_texture(j: u32, t: vec2<u32>, v: vec4<f32>) {
+    textureStore(yt, t, v);
 }
 
 // #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
@@ -224,6 +245,9 @@ fn stats_slices{SUFFIX}(
     slices_out[id] = vec2<f32>(mean0 + d1 / count, max(d2 - d1 * d1 / count, 0.0));
 }
 
+// #end
+
+// #for (SUFFIX, SRC, DST) in ("", buffer, inplace) (_texture, texture, buffer) (_texture_to_texture, texture, texture)
 @compute @workgroup_size(64, 1, 1)
 fn apply_slices{SUFFIX}(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -267,15 +291,14 @@ fn apply_slices{SUFFIX}(
             next += hw4;
         }
         var y = (load_{SRC}(t) - mean) * (inv_std * gamma[c]) + beta[c];
-        t = next_{SRC}(t);
         if (p.add_residual != 0u) {
-            y += residual4[base + i];
+            y += residual_{DST}(base + i, t);
         }
         if (p.relu != 0u) {
             y = select(y, vec4<f32>(0.0), y < vec4<f32>(0.0));
         }
-        store_{SRC}(base + i, y);
+        store_{DST}(base + i, t, y);
+        t = next_{SRC}(t);
     }
 }
-
 // #end

@@ -14,6 +14,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;                  // [rows, row_stride]
 @group(0) @binding(2) var out: texture_storage_2d<rgba32float, write>;   // [texels_wide, >= rows]
+// transpose, from_texture and im2col_texture read a matrix texture instead of x.
+@group(0) @binding(1) var src: texture_storage_2d<rgba32float, read>;
 
 // Workgroups: x runs along a row (64 texels each), y is the row, so no lane divides (on
 // lavapipe an integer division by a uniform is one scalar division per lane).
@@ -37,6 +39,29 @@ fn main(
     textureStore(out, vec2<u32>(c, r), v);
 }
 
+// from_texture: the inverse of main, a matrix texture back into a row-major buffer (stage
+// captures, and kernels that only read buffers after a producer that stored a texture).
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;          // [rows, row_stride]
+
+@compute @workgroup_size(64, 1, 1)
+fn from_texture(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let r = wid.y;
+    let c = wid.x * 64u + lid;
+    if (r >= p.rows || c >= p.texels_wide) {
+        return;
+    }
+    let v = textureLoad(src, vec2<u32>(c, r));
+    let base = r * p.row_stride + 4u * c;
+    for (var e = 0u; e < 4u; e++) {
+        if (4u * c + e < p.cols) {
+            dst[base + e] = v[e];
+        }
+    }
+}
+
 // transpose: columns col0.. col0 + dim of a [batch * seq, *] matrix texture, image by image,
 // into a [batch * dim, seq] matrix texture: out row b * dim + j, column t holds src row
 // b * seq + t, column col0 + j. Attention's keys, so that the scores are a texture product
@@ -51,7 +76,6 @@ struct TransposeParams {
 }
 
 @group(0) @binding(0) var<uniform> tp: TransposeParams;
-@group(0) @binding(1) var src: texture_storage_2d<rgba32float, read>;
 
 @compute @workgroup_size(64, 1, 1)
 fn transpose(
@@ -92,7 +116,8 @@ struct Im2colParams {
     pad_left: u32,
     oh: u32,
     ow: u32,
-    // Offset of the image in x, in floats.
+    // Where the image starts: in x, in floats (im2col); in src, its first row (im2col_texture,
+    // a matrix texture with row b * C + c, a texel = 4 pixels of the flattened H * W).
     image: u32,
     // Texels per output row that hold pixels: ceil(oh * ow / 4).
     texels: u32,
@@ -100,11 +125,23 @@ struct Im2colParams {
 
 @group(0) @binding(0) var<uniform> ip: Im2colParams;
 
+// Pixel (iy, ix) of channel c of the image: from x, or from its texel in src (the texture
+// the previous group norm stored, read with an inline load where x costs a loop over lanes).
+fn pixel_buffer(c: u32, iy: u32, ix: u32) -> f32 {
+    return x[ip.image + (c * ip.h + iy) * ip.w + ix];
+}
+
+fn pixel_texture(c: u32, iy: u32, ix: u32) -> f32 {
+    let q = iy * ip.w + ix;
+    return textureLoad(src, vec2<u32>(q / 4u, ip.image + c))[q % 4u];
+}
+
 // Workgroups: x runs along a row (64 texels each), y is the row k, and a texel's four pixels
 // step along the output row from the first one's position: one division per texel where
 // lavapipe would otherwise divide lane by lane twice per pixel.
+// #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
 @compute @workgroup_size(64, 1, 1)
-fn im2col(
+fn im2col{SUFFIX}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
@@ -117,7 +154,6 @@ fn im2col(
     let c = k / khw;
     let ky = (k % khw) / ip.kw;
     let kx = k % ip.kw;
-    let plane = ip.image + c * ip.h * ip.w;
     let pixels = ip.oh * ip.ow;
     var px = 4u * t;
     var oy = px / ip.ow;
@@ -129,7 +165,7 @@ fn im2col(
         let iy = oy * ip.stride + ky - ip.pad_top;
         let ix = ox * ip.stride + kx - ip.pad_left;
         if (px < pixels && iy < ip.h && ix < ip.w) {
-            v.{C} = x[plane + iy * ip.w + ix];
+            v.{C} = pixel_{SRC}(c, iy, ix);
         }
         px += 1u;
         ox += 1u;
@@ -141,3 +177,4 @@ fn im2col(
 // #end
     textureStore(out, vec2<u32>(t, k), v);
 }
+// #end

@@ -3,7 +3,8 @@ mod common;
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
 use vit_hybrid::ops::conv2d::{self, Block, Conv2d, Fill, Variant};
-use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place};
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat::F32};
+use vit_hybrid::ops::to_texture;
 
 /// Runs `shape` with the variant `record` picks (`None`) or a given one, against the CPU.
 fn check_with(shape: Conv2d, bias: bool, variant: Option<Variant>) {
@@ -179,7 +180,7 @@ type TextureRecord = fn(
     &vit_hybrid::Gpu,
     &mut Program,
     Conv2d,
-    &wgpu::Buffer,
+    Place<'_>,
     &MatrixTexture,
     Option<&wgpu::Buffer>,
     Place<'_>,
@@ -207,29 +208,60 @@ fn check_texture_path(
     let x = random(1, shape.in_len(), -1.0, 1.0);
     let wv = random(2, shape.weight_len(), -0.5, 0.5);
     let b = random(3, shape.cout, -0.5, 0.5);
+    let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
     let (xb, bb) = (g.upload("x", &x), g.upload("b", &b));
     let wt = conv2d::texture_weight(&g, "w", &wv, shape.cout, shape.k()).unwrap();
-    let yb = g.storage("y", shape.out_len());
-    let mut p = Program::new();
-    record(
-        &g,
-        &mut p,
-        shape,
-        &xb,
-        &wt,
-        bias.then_some(&bb),
-        Place::Buffer(&yb),
-    );
-    p.run(&g).unwrap();
-    let got = g.read(&yb, shape.out_len()).unwrap();
-    let want = conv2d::cpu(shape, &x, &wv, bias.then_some(&b[..]));
-    assert_close(
-        &format!("conv2d {path} texture {shape:?} bias {bias}"),
-        &got,
-        &want,
-        2e-5,
-        1e-4,
-    );
+    // x and y each in a buffer or in a texture (a group norm's output and a conv product's,
+    // as the backbone has them on CPU adapters), the input texture as wide as the backbone
+    // allocates it.
+    let (hw, ohw) = (shape.h * shape.w, shape.oh * shape.ow);
+    let x_rows = shape.batch * shape.cin;
+    let width = conv2d::input_texture_width(hw);
+    let xt = MatrixTexture::new_padded(&g, "x", (x_rows, hw), (x_rows, width), F32).unwrap();
+    let y_rows = shape.batch * shape.cout;
+    let yt = MatrixTexture::new(&g, "y", y_rows, ohw, y_rows, F32).unwrap();
+    for (x_texture, y_texture) in [(false, false), (true, false), (false, true), (true, true)] {
+        let yb = g.storage("y", shape.out_len());
+        let mut p = Program::new();
+        if x_texture {
+            to_texture::record(&g, &mut p, &xb, hw, &xt);
+        }
+        let x_place = if x_texture {
+            Place::Texture(&xt)
+        } else {
+            Place::Buffer(&xb)
+        };
+        let y_place = if y_texture {
+            Place::Texture(&yt)
+        } else {
+            Place::Buffer(&yb)
+        };
+        record(
+            &g,
+            &mut p,
+            shape,
+            x_place,
+            &wt,
+            bias.then_some(&bb),
+            y_place,
+        );
+        p.run(&g).unwrap();
+        let got = if y_texture {
+            yt.read(&g).unwrap()
+        } else {
+            g.read(&yb, shape.out_len()).unwrap()
+        };
+        assert_close(
+            &format!(
+                "conv2d {path} texture {shape:?} bias {bias}, x in a texture {x_texture}, \
+                 y in a texture {y_texture}"
+            ),
+            &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+    }
     true
 }
 

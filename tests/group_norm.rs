@@ -2,8 +2,8 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::group_norm::Variant;
-use vit_hybrid::ops::matrix_texture::{MatrixTexture, TexelFormat};
-use vit_hybrid::ops::{Program, group_norm};
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat};
+use vit_hybrid::ops::{Program, group_norm, to_texture};
 
 /// Runs one GroupNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.
 fn check(batch: usize, c: usize, hw: usize, groups: usize, relu: bool, offset: f32) {
@@ -70,12 +70,41 @@ fn check_with(
         let rb = residual.map(|r| g.upload("residual", r));
         let yb = g.storage("y", x.len());
         let mut p = Program::new();
-        group_norm::record_from_texture(&g, &mut p, shape, &xt, &yb, &gb, &bb, rb.as_ref());
+        let (y, r) = (Place::Buffer(&yb), rb.as_ref().map(Place::Buffer));
+        group_norm::record_from_texture(&g, &mut p, shape, &xt, y, &gb, &bb, r);
         p.run(&g).unwrap();
         let got = g.read(&yb, x.len()).unwrap();
         assert_close(
             &format!("group_norm from a texture {shape:?} offset {offset} residual {add_residual}"),
             &got,
+            &want,
+            2e-5,
+            1e-4,
+        );
+        // Texture to texture, the residual from a texture (the backbone's layout on CPU
+        // adapters), both textures wider than the matrix as the next conv wants them.
+        let width = hw.next_multiple_of(96);
+        let upload = |name: &str, v: &[f32]| {
+            let t =
+                MatrixTexture::new_padded(&g, name, (rows, hw), (rows, width), TexelFormat::F32)
+                    .unwrap();
+            let b = g.upload(name, v);
+            (t, b)
+        };
+        let (yt, _) = upload("y", &x);
+        let rt = residual.map(|r| upload("residual", r));
+        let mut p = Program::new();
+        if let Some((t, b)) = &rt {
+            to_texture::record(&g, &mut p, b, hw, t);
+        }
+        let r = rt.as_ref().map(|(t, _)| Place::Texture(t));
+        group_norm::record_from_texture(&g, &mut p, shape, &xt, Place::Texture(&yt), &gb, &bb, r);
+        p.run(&g).unwrap();
+        assert_close(
+            &format!(
+                "group_norm texture to texture {shape:?} offset {offset} residual {add_residual}"
+            ),
+            &yt.read(&g).unwrap(),
             &want,
             2e-5,
             1e-4,

@@ -7,7 +7,8 @@ use crate::config::ModelConfig;
 use crate::gpu::Gpu;
 use crate::model::weights::{HostWeights, standardize};
 use crate::ops::Program;
-use crate::ops::conv2d::{self, Conv2d};
+use crate::ops::activation::Activation;
+use crate::ops::conv2d::{self, Conv2d, ConvWeights};
 use crate::ops::group_norm::{self, GroupNorm};
 use crate::ops::matrix_texture::{self, MatrixTexture, Place};
 use crate::ops::max_pool::{self, MaxPool};
@@ -54,20 +55,21 @@ impl ConvNorm {
         })
     }
 
-    /// conv(x) -> y, then GroupNorm (+ `residual`, + ReLU) in place; returns y's shape
-    /// (c, h, w).
+    /// conv(x), then GroupNorm (+ `residual`, + ReLU), into `y`: a buffer, and the role of
+    /// the texture that may stand in for it (none: y must be in the buffer); returns y's
+    /// shape (c, h, w) and where y is.
     #[allow(clippy::too_many_arguments)]
-    fn record(
+    fn record<'a>(
         &self,
         gpu: &Gpu,
         p: &mut Program,
         batch: usize,
         groups: usize,
-        (relu, residual): (bool, Option<&wgpu::Buffer>),
-        x: &wgpu::Buffer,
+        (relu, residual): (bool, Option<&Activation<'_>>),
+        x: &Activation<'_>,
         (cin, h, w): (usize, usize, usize),
-        y: &wgpu::Buffer,
-    ) -> (usize, usize, usize) {
+        (y, role): (&'a wgpu::Buffer, Option<&'static str>),
+    ) -> ((usize, usize, usize), Activation<'a>) {
         let shape = Conv2d::same(batch, cin, h, w, self.cout, self.k, self.stride);
         let gn = GroupNorm {
             batch,
@@ -77,43 +79,69 @@ impl ConvNorm {
             eps: GN_EPS,
             relu,
         };
-        // CPU adapters run the conv as a texture product wherever one of conv2d's texture
-        // paths fits.
-        let texture = self.texture.as_ref().filter(|_| {
-            conv2d::texture_1x1_fits(gpu, shape) || conv2d::texture_im2col_fits(gpu, shape)
-        });
-        let product = |t: &MatrixTexture, y: Place<'_>, p: &mut Program| {
-            if conv2d::texture_1x1_fits(gpu, shape) {
-                conv2d::record_1x1_texture(gpu, p, shape, x, t, None, y);
-            } else {
-                conv2d::record_im2col_texture(gpu, p, shape, x, t, None, y);
-            }
+        let out_shape = (self.cout, shape.oh, shape.ow);
+        let path = conv2d::Path::choose(gpu, shape, self.texture.is_some());
+        let weights = ConvWeights {
+            buffer: &self.weight,
+            texture: self.texture.as_ref(),
         };
+        let (gamma, beta) = (&self.gamma, &self.beta);
         let rows = batch * self.cout;
-        match texture {
-            // The product stores its output as a texture, which the norm reads with inline
-            // loads where a buffer costs a loop over the lanes per load.
-            Some(t)
-                if group_norm::Variant::Slices.fits(gn)
-                    && matrix_texture::fits(gpu, rows, gn.hw) =>
-            {
-                let out = p
-                    .scratch_texture(gpu, "conv2d.output", (rows, gn.hw), (rows, gn.hw))
-                    .expect("matrix_texture::fits checked the size");
-                product(t, Place::Texture(&out), p);
-                let (gamma, beta) = (&self.gamma, &self.beta);
-                group_norm::record_from_texture(gpu, p, gn, &out, y, gamma, beta, residual);
-            }
-            Some(t) => {
-                product(t, Place::Buffer(y), p);
-                group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
-            }
-            None => {
-                conv2d::record(gpu, p, shape, x, &self.weight, None, y);
-                group_norm::record(gpu, p, gn, y, &self.gamma, &self.beta, residual);
-            }
+        if path == conv2d::Path::Buffer
+            || !group_norm::Variant::Slices.fits(gn)
+            || !matrix_texture::fits(gpu, rows, gn.hw)
+        {
+            conv2d::record_path(gpu, p, path, shape, x, weights, None, Place::Buffer(y));
+            let residual = residual.map(|r| r.to_buffer(gpu, p));
+            group_norm::record(gpu, p, gn, y, gamma, beta, residual);
+            return (out_shape, Activation::buffer(y));
         }
-        (self.cout, shape.oh, shape.ow)
+        // The product stores its output as a texture, which the norm reads with inline loads
+        // where a buffer costs a loop over the lanes per load.
+        let out = p
+            .scratch_texture(gpu, "conv2d.output", (rows, gn.hw), (rows, gn.hw))
+            .expect("matrix_texture::fits checked the size");
+        conv2d::record_path(gpu, p, path, shape, x, weights, None, Place::Texture(&out));
+        // The norm stores a texture too where one this wide fits, which the next conv reads
+        // in place: no copy into a texture (1x1 convs), no loads from a buffer (im2col).
+        let width = conv2d::input_texture_width(gn.hw);
+        let role = role.filter(|_| matrix_texture::fits(gpu, rows, width));
+        let Some(role) = role else {
+            let residual = residual.map(|r| Place::Buffer(r.to_buffer(gpu, p)));
+            group_norm::record_from_texture(
+                gpu,
+                p,
+                gn,
+                &out,
+                Place::Buffer(y),
+                gamma,
+                beta,
+                residual,
+            );
+            return (out_shape, Activation::buffer(y));
+        };
+        let texture = p
+            .scratch_texture(gpu, role, (rows, gn.hw), (rows, width))
+            .expect("matrix_texture::fits checked the size");
+        let residual = residual.map(|r| {
+            let role = "backbone.residual";
+            r.to_texture(gpu, p, role, (rows, gn.hw), width)
+        });
+        group_norm::record_from_texture(
+            gpu,
+            p,
+            gn,
+            &out,
+            Place::Texture(&texture),
+            gamma,
+            beta,
+            residual.as_ref().map(Place::Texture),
+        );
+        let y = Activation {
+            buffer: y,
+            texture: Some(texture),
+        };
+        (out_shape, y)
     }
 }
 
@@ -145,7 +173,7 @@ pub struct Backbone {
 /// An intermediate output the caller may want to keep: its name and where it lives.
 pub struct Tap<'a> {
     pub name: String,
-    pub buffer: &'a wgpu::Buffer,
+    pub value: Activation<'a>,
     pub len: usize,
     pub shape: Vec<usize>,
 }
@@ -230,8 +258,8 @@ impl Backbone {
         }
     }
 
-    /// Records the backbone on `pixels` [B, 3, H, W]; returns the buffer holding the feature
-    /// map [B, C, h, w] and that shape. `tap` sees each stage's output right after it is made.
+    /// Records the backbone on `pixels` [B, 3, H, W]; returns where the feature map
+    /// [B, C, h, w] is and its shape. `tap` sees each stage's output right after it is made.
     pub fn record<'a>(
         &self,
         gpu: &Gpu,
@@ -240,58 +268,81 @@ impl Backbone {
         pixels: &wgpu::Buffer,
         bufs: &'a BackboneBuffers,
         tap: &mut dyn FnMut(&mut Program, Tap<'_>),
-    ) -> (&'a wgpu::Buffer, (usize, usize, usize)) {
+    ) -> (Activation<'a>, (usize, usize, usize)) {
         let g = self.groups;
         let (h, w) = self.image_size;
         p.set_scope("backbone.stem");
-        let stem = self
-            .embedder
-            .record(gpu, p, batch, g, (true, None), pixels, (3, h, w), &bufs.a);
+        let pixels = Activation::buffer(pixels);
+        // The stem's norm writes its buffer: max pool reads buffers.
+        let plain = (true, None);
+        let (stem, stem_out) =
+            self.embedder
+                .record(gpu, p, batch, g, plain, &pixels, (3, h, w), (&bufs.a, None));
         let pool = MaxPool::same(batch, stem.0, stem.1, stem.2, 3, 2);
-        max_pool::record(gpu, p, pool, &bufs.a, &bufs.b);
+        max_pool::record(gpu, p, pool, stem_out.buffer, &bufs.b);
         let mut shape = (stem.0, pool.oh, pool.ow);
-        let (mut x, mut y) = (&bufs.b, &bufs.a);
+        let len = |(c, h, w): (usize, usize, usize)| batch * c * h * w;
+        let mut x = Activation::buffer(&bufs.b);
         tap(
             p,
             Tap {
                 name: "stem".into(),
-                buffer: x,
-                len: batch * shape.0 * shape.1 * shape.2,
+                value: x.clone(),
+                len: len(shape),
                 shape: vec![batch, shape.0, shape.1, shape.2],
             },
         );
+        // Layer outputs alternate between a and b; the texture roles follow the buffers.
+        let slots = [(&bufs.a, Some("backbone.a")), (&bufs.b, Some("backbone.b"))];
+        let mut next = 0;
         for (s, layers) in self.stages.iter().enumerate() {
             for (l, layer) in layers.iter().enumerate() {
                 p.set_scope(format!("backbone.stages.{s}.layers.{l}"));
                 let shortcut = match &layer.downsample {
                     Some(ds) => {
                         let plain = (false, None);
-                        ds.record(gpu, p, batch, g, plain, x, shape, &bufs.shortcut);
-                        &bufs.shortcut
+                        let slot = (&bufs.shortcut, Some("backbone.shortcut"));
+                        ds.record(gpu, p, batch, g, plain, &x, shape, slot).1
                     }
-                    None => x,
+                    None => x.clone(),
                 };
                 let relu = (true, None);
-                let m1 = layer
-                    .conv1
-                    .record(gpu, p, batch, g, relu, x, shape, &bufs.mid1);
-                let m2 = layer
-                    .conv2
-                    .record(gpu, p, batch, g, relu, &bufs.mid1, m1, &bufs.mid2);
+                let (m1, mid1) = layer.conv1.record(
+                    gpu,
+                    p,
+                    batch,
+                    g,
+                    relu,
+                    &x,
+                    shape,
+                    (&bufs.mid1, Some("backbone.mid1")),
+                );
+                let (m2, mid2) = layer.conv2.record(
+                    gpu,
+                    p,
+                    batch,
+                    g,
+                    relu,
+                    &mid1,
+                    m1,
+                    (&bufs.mid2, Some("backbone.mid2")),
+                );
                 // ReLU(norm3(conv3) + shortcut), the add fused into the norm's pass.
-                let add_relu = (true, Some(shortcut));
-                let out = layer
-                    .conv3
-                    .record(gpu, p, batch, g, add_relu, &bufs.mid2, m2, y);
+                let add_relu = (true, Some(&shortcut));
+                let (out, y) =
+                    layer
+                        .conv3
+                        .record(gpu, p, batch, g, add_relu, &mid2, m2, slots[next]);
                 shape = out;
-                std::mem::swap(&mut x, &mut y);
+                x = y;
+                next = 1 - next;
             }
             tap(
                 p,
                 Tap {
                     name: format!("stages.{s}"),
-                    buffer: x,
-                    len: batch * shape.0 * shape.1 * shape.2,
+                    value: x.clone(),
+                    len: len(shape),
                     shape: vec![batch, shape.0, shape.1, shape.2],
                 },
             );

@@ -287,7 +287,7 @@ impl Model {
         let mut tap = |p: &mut Program, t: Tap<'_>| {
             if capture {
                 let buffer = gpu.storage(&t.name, t.len);
-                p.copy(t.buffer, &buffer, t.len);
+                t.value.record_copy(gpu, p, &buffer, t.len);
                 captures.push(Capture {
                     name: t.name,
                     shape: t.shape,
@@ -308,7 +308,7 @@ impl Model {
             gpu,
             &mut program,
             chunk,
-            features,
+            &features,
             shape,
             &vit_bufs,
             &mut tap,

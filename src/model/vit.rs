@@ -8,8 +8,9 @@ use crate::gpu::Gpu;
 use crate::model::bit::Tap;
 use crate::model::weights::HostWeights;
 use crate::ops::Program;
+use crate::ops::activation::Activation;
 use crate::ops::attention::{self, Attention};
-use crate::ops::conv2d::{self, Conv2d};
+use crate::ops::conv2d::{self, Conv2d, ConvWeights};
 use crate::ops::layer_norm::{self, LayerNorm};
 use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat, WeightLayout};
 use crate::ops::matrix_texture::{MatrixTexture, Place};
@@ -310,7 +311,7 @@ impl Vit {
         gpu: &Gpu,
         p: &mut Program,
         batch: usize,
-        features: &wgpu::Buffer,
+        features: &Activation<'_>,
         (c, fh, fw): (usize, usize, usize),
         bufs: &VitBuffers,
         tap: &mut dyn FnMut(&mut Program, Tap<'_>),
@@ -319,7 +320,7 @@ impl Vit {
         let rows = batch * self.seq;
         let stream = |name: String, buffer| Tap {
             name,
-            buffer,
+            value: Activation::buffer(buffer),
             len: rows * d,
             shape: vec![batch, self.seq, d],
         };
@@ -327,42 +328,18 @@ impl Vit {
         p.set_scope("embeddings");
         let conv = Conv2d::valid(batch, c, fh, fw, d, self.patch.0, self.patch.1);
         let bias = Some(&self.projection.bias);
-        match &self.projection_texture {
-            Some(t) if conv2d::texture_1x1_fits(gpu, conv) => {
-                conv2d::record_1x1_texture(
-                    gpu,
-                    p,
-                    conv,
-                    features,
-                    t,
-                    bias,
-                    Place::Buffer(&bufs.projection),
-                );
-            }
-            Some(t) if conv2d::texture_im2col_fits(gpu, conv) => {
-                conv2d::record_im2col_texture(
-                    gpu,
-                    p,
-                    conv,
-                    features,
-                    t,
-                    bias,
-                    Place::Buffer(&bufs.projection),
-                );
-            }
-            _ => conv2d::record(
-                gpu,
-                p,
-                conv,
-                features,
-                self.projection
-                    .weight
-                    .buffer()
-                    .expect("the projection is uploaded as a buffer"),
-                bias,
-                &bufs.projection,
-            ),
-        }
+        let texture = self.projection_texture.as_ref();
+        let path = conv2d::Path::choose(gpu, conv, texture.is_some());
+        let weights = ConvWeights {
+            buffer: self
+                .projection
+                .weight
+                .buffer()
+                .expect("the projection is uploaded as a buffer"),
+            texture,
+        };
+        let y = Place::Buffer(&bufs.projection);
+        conv2d::record_path(gpu, p, path, conv, features, weights, bias, y);
         let patches = conv.oh * conv.ow;
         tokens::record(
             gpu,

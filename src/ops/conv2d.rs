@@ -9,6 +9,7 @@
 use anyhow::Result;
 
 use crate::gpu::Gpu;
+use crate::ops::activation::Activation;
 use crate::ops::linear::{self, Linear, Weight};
 use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
@@ -268,6 +269,87 @@ impl Variant {
     }
 }
 
+/// x as a buffer holds [batch, cin, h, w], as a texture [batch * cin, h * w].
+fn check_input(x: Place<'_>, shape: &Conv2d) {
+    match x {
+        Place::Buffer(b) => check_buffer("x", b, shape.in_len(), shape),
+        Place::Texture(t) => assert!(
+            t.rows >= shape.batch * shape.cin && t.cols == shape.h * shape.w,
+            "conv2d: x texture [{}, {}] does not hold {shape:?}",
+            t.rows,
+            t.cols
+        ),
+    }
+}
+
+/// Columns to allocate in a texture that holds a conv's input [batch * cin, hw] so that a
+/// 1x1 texture product can read it in place (its tiles run past hw).
+pub fn input_texture_width(hw: usize) -> usize {
+    hw.next_multiple_of(linear::TEXTURE_COLS)
+}
+
+/// How a conv runs: which of the texture products fits on this adapter, else the buffer
+/// kernels ([`record`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Texture1x1,
+    TextureIm2col,
+    Buffer,
+}
+
+impl Path {
+    /// The path for `shape`; the texture ones need the weight as a texture (`has_texture`).
+    pub fn choose(gpu: &Gpu, shape: Conv2d, has_texture: bool) -> Self {
+        if has_texture && texture_1x1_fits(gpu, shape) {
+            Path::Texture1x1
+        } else if has_texture && texture_im2col_fits(gpu, shape) {
+            Path::TextureIm2col
+        } else {
+            Path::Buffer
+        }
+    }
+}
+
+/// The weights of a conv: its [cout, cin, kh, kw] buffer, and on CPU adapters the same as a
+/// [cout, cin * kh * kw] texture ([`texture_weight`]).
+#[derive(Clone, Copy)]
+pub struct ConvWeights<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub texture: Option<&'a MatrixTexture>,
+}
+
+/// Records `y = conv(x, w) (+ bias)` along `path` (from [`Path::choose`]). x may live in a
+/// texture ([`Activation`]); the buffer kernels get it copied back to its buffer first.
+/// y may be a texture only on a texture path.
+#[allow(clippy::too_many_arguments)]
+pub fn record_path(
+    gpu: &Gpu,
+    program: &mut Program,
+    path: Path,
+    shape: Conv2d,
+    x: &Activation<'_>,
+    w: ConvWeights<'_>,
+    bias: Option<&wgpu::Buffer>,
+    y: Place<'_>,
+) {
+    let texture = || w.texture.expect("a texture path needs the weight texture");
+    match (path, y) {
+        (Path::Texture1x1, _) => {
+            record_1x1_texture(gpu, program, shape, x.place(), texture(), bias, y)
+        }
+        (Path::TextureIm2col, _) => {
+            record_im2col_texture(gpu, program, shape, x.place(), texture(), bias, y)
+        }
+        (Path::Buffer, Place::Buffer(y)) => {
+            let x = x.to_buffer(gpu, program);
+            record(gpu, program, shape, x, w.buffer, bias, y)
+        }
+        (Path::Buffer, Place::Texture(_)) => {
+            panic!("conv2d: the buffer kernels cannot store a texture ({shape:?})")
+        }
+    }
+}
+
 /// y as a buffer holds [batch, cout, oh, ow], as a texture [batch * cout, oh * ow].
 fn check_output(y: Place<'_>, shape: &Conv2d) {
     match y {
@@ -438,11 +520,7 @@ pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
             shape.pad_left,
         ) == (1, 1, 1, 0, 0)
         && shape.cin.is_multiple_of(4)
-        && matrix_texture::fits(
-            gpu,
-            shape.batch * shape.cin,
-            hw.next_multiple_of(linear::TEXTURE_COLS),
-        )
+        && matrix_texture::fits(gpu, shape.batch * shape.cin, input_texture_width(hw))
         && matrix_texture::fits(
             gpu,
             shape.cout.next_multiple_of(linear::TEXTURE_ROWS),
@@ -510,7 +588,7 @@ pub fn record_im2col_texture(
     gpu: &Gpu,
     program: &mut Program,
     shape: Conv2d,
-    x: &wgpu::Buffer,            // [batch, cin, h, w]
+    x: Place<'_>,                // [batch, cin, h, w], or [batch * cin, h * w] texture
     w: &MatrixTexture,           // [cout, cin * kh * kw]
     bias: Option<&wgpu::Buffer>, // [cout]
     y: Place<'_>,                // [batch, cout, oh, ow], or [batch * cout, oh * ow] texture
@@ -519,7 +597,7 @@ pub fn record_im2col_texture(
         texture_im2col_fits(gpu, shape),
         "conv2d: {shape:?} does not fit im2col textures"
     );
-    check_buffer("x", x, shape.in_len(), &shape);
+    check_input(x, &shape);
     check_output(y, &shape);
     let (k, ohw) = (shape.k(), shape.oh * shape.ow);
     let patches = program
@@ -536,12 +614,17 @@ pub fn record_im2col_texture(
     let u = |v: usize| u32::try_from(v).expect("conv2d size fits in u32");
     let texels = ohw.div_ceil(4);
     let operand = Weight::texture_operand(patches.clone(), ohw, k);
+    // A texture input holds image b from row b * cin (inline loads); a buffer from b * cin * h * w.
+    let (entry, source, image) = match x {
+        Place::Buffer(b) => ("im2col", Bind::from(b), shape.cin * shape.h * shape.w),
+        Place::Texture(t) => ("im2col_texture", Bind::from(&t.view), shape.cin),
+    };
     for b in 0..shape.batch {
         program.push(
             gpu,
             Call {
                 kernel: &to_texture::KERNEL,
-                entry: "im2col",
+                entry,
                 params: Im2colParams {
                     c: u(shape.cin),
                     h: u(shape.h),
@@ -553,10 +636,10 @@ pub fn record_im2col_texture(
                     pad_left: u(shape.pad_left),
                     oh: u(shape.oh),
                     ow: u(shape.ow),
-                    image: u(b * shape.cin * shape.h * shape.w),
+                    image: u(b * image),
                     texels: u(texels),
                 },
-                bindings: &[Bind::from(x), Bind::from(&patches.view)],
+                bindings: &[source, Bind::from(&patches.view)],
                 workgroups: to_texture::row_grid(texels, k),
                 flops: 0.0,
                 bytes: 32.0 * (k * texels) as f64,
@@ -566,12 +649,13 @@ pub fn record_im2col_texture(
     }
 }
 
-/// Records a conv that [`texture_1x1_fits`] as one input copy and one product per image.
+/// Records a conv that [`texture_1x1_fits`] as one product per image, its input copied into
+/// a texture first unless it is one already (as [`input_texture_width`] allocates it).
 pub fn record_1x1_texture(
     gpu: &Gpu,
     program: &mut Program,
     shape: Conv2d,
-    x: &wgpu::Buffer,            // [batch, cin, h, w]
+    x: Place<'_>,                // [batch, cin, h, w], or [batch * cin, h * w] texture
     w: &MatrixTexture,           // [cout, cin]
     bias: Option<&wgpu::Buffer>, // [cout]
     y: Place<'_>,                // [batch, cout, h, w], or [batch * cout, h * w] texture
@@ -580,18 +664,33 @@ pub fn record_1x1_texture(
         texture_1x1_fits(gpu, shape),
         "conv2d: {shape:?} is not a texture 1x1 conv"
     );
-    check_buffer("x", x, shape.in_len(), &shape);
+    check_input(x, &shape);
     check_output(y, &shape);
     let (rows, hw) = (shape.batch * shape.cin, shape.h * shape.w);
-    let input = program
-        .scratch_texture(
-            gpu,
-            "conv2d.input",
-            (rows, hw),
-            (rows, hw.next_multiple_of(linear::TEXTURE_COLS)),
-        )
-        .expect("texture_1x1_fits checked the size");
-    to_texture::record(gpu, program, x, hw, &input);
+    let input = match x {
+        Place::Texture(t) => {
+            // The product reads whole tiles of its second operand, past h * w.
+            assert!(
+                t.texels_wide() * 4 >= input_texture_width(hw),
+                "conv2d: input texture {} texels wide, the product reads {}",
+                t.texels_wide(),
+                input_texture_width(hw) / 4
+            );
+            t.clone()
+        }
+        Place::Buffer(x) => {
+            let input = program
+                .scratch_texture(
+                    gpu,
+                    "conv2d.input",
+                    (rows, hw),
+                    (rows, input_texture_width(hw)),
+                )
+                .expect("texture_1x1_fits checked the size");
+            to_texture::record(gpu, program, x, hw, &input);
+            input
+        }
+    };
     let operand = Weight::texture_operand(input, hw, shape.cin);
     // Image b's rows start at b * cin: every image's product in one dispatch.
     let images = (shape.batch, shape.cin);

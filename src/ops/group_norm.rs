@@ -2,7 +2,7 @@
 //! `ReLU(norm3(x) + shortcut)` in the same pass), normalising a tensor in place.
 
 use crate::gpu::Gpu;
-use crate::ops::matrix_texture::MatrixTexture;
+use crate::ops::matrix_texture::{MatrixTexture, Place};
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("group_norm");
@@ -154,43 +154,90 @@ pub fn record_variant(
 }
 
 /// [`Variant::Slices`] reading x from a matrix texture ([batch * c rows, hw columns], a conv
-/// product's output on CPU adapters) with inline texture loads, writing y to a buffer.
+/// product's output on CPU adapters) with inline texture loads, writing y to a buffer or to a
+/// texture of the same layout (then the residual, if any, is read from a texture too).
 /// Panics unless the slices variant fits `shape`.
 #[allow(clippy::too_many_arguments)]
 pub fn record_from_texture(
     gpu: &Gpu,
     program: &mut Program,
     shape: GroupNorm,
-    x: &MatrixTexture,               // [batch * c, hw]
-    y: &wgpu::Buffer,                // [batch, c, hw]
-    gamma: &wgpu::Buffer,            // [c]
-    beta: &wgpu::Buffer,             // [c]
-    residual: Option<&wgpu::Buffer>, // [batch, c, hw], added before the ReLU
+    x: &MatrixTexture,           // [batch * c, hw]
+    y: Place<'_>,                // [batch, c, hw], or a [batch * c, hw] texture
+    gamma: &wgpu::Buffer,        // [c]
+    beta: &wgpu::Buffer,         // [c]
+    residual: Option<Place<'_>>, // like y, added before the ReLU
 ) {
     shape.check();
     assert!(
         Variant::Slices.fits(shape),
         "group_norm: the texture source needs hw a multiple of 4, got {shape:?}"
     );
-    let len = (shape.batch * shape.c * shape.hw * 4) as u64;
+    let holds = |t: &MatrixTexture| t.height >= shape.batch * shape.c && t.cols >= shape.hw;
     assert!(
-        x.height >= shape.batch * shape.c && x.cols >= shape.hw && y.size() >= len,
-        "group_norm: x texture [{}, {}] or y ({} bytes) does not hold {shape:?}",
+        holds(x),
+        "group_norm: x texture [{}, {}] does not hold {shape:?}",
         x.height,
-        x.cols,
-        y.size()
+        x.cols
     );
-    let mut placeholder = None;
-    let residual_bind = residual_bind(gpu, shape, residual, &mut placeholder);
+    let params = shape.params(residual.is_some());
+    let (mut placeholder, mut placeholder_view) = (None, None);
+    let (residual_bind, entries, out) = match (y, residual) {
+        (Place::Buffer(y), residual) => {
+            let residual = residual.map(|r| match r {
+                Place::Buffer(b) => b,
+                Place::Texture(_) => panic!("group_norm: a buffer y needs a buffer residual"),
+            });
+            let len = (shape.batch * shape.c * shape.hw * 4) as u64;
+            assert!(
+                y.size() >= len,
+                "group_norm: y ({} bytes) does not hold {shape:?}",
+                y.size()
+            );
+            (
+                residual_bind(gpu, shape, residual, &mut placeholder),
+                ("stats_slices_texture", "apply_slices_texture"),
+                Bind::from(y),
+            )
+        }
+        (Place::Texture(y), residual) => {
+            assert!(
+                holds(y),
+                "group_norm: y texture [{}, {}] does not hold {shape:?}",
+                y.height,
+                y.cols
+            );
+            let residual = match residual {
+                Some(Place::Texture(r)) => {
+                    assert!(
+                        holds(r),
+                        "group_norm: residual texture smaller than {shape:?}"
+                    );
+                    r.clone()
+                }
+                Some(Place::Buffer(_)) => {
+                    panic!("group_norm: a texture y needs a texture residual")
+                }
+                // Never read (add_residual is 0), but the binding must hold a texture.
+                None => program
+                    .scratch_texture(gpu, "group_norm.no_residual", (1, 4), (1, 4))
+                    .expect("a 1x1 texture fits any adapter"),
+            };
+            let view = &*placeholder_view.insert(residual.view);
+            (
+                Bind::from(view),
+                ("stats_slices_texture", "apply_slices_texture_to_texture"),
+                Bind::from(&y.view),
+            )
+        }
+    };
     let inputs = [
         Bind::from(&x.view),
         Bind::from(gamma),
         Bind::from(beta),
         residual_bind,
     ];
-    let params = shape.params(residual.is_some());
-    let entries = ("stats_slices_texture", "apply_slices_texture");
-    record_slices(gpu, program, shape, params, entries, &inputs, Some(y));
+    record_slices(gpu, program, shape, params, entries, &inputs, Some(out));
 }
 
 /// The residual's binding: `residual`, checked against `shape`, or without one a placeholder
@@ -224,7 +271,7 @@ fn record_slices(
     params: GroupNormParams,
     (stats_entry, apply_entry): (&'static str, &'static str),
     inputs: &[Bind<'_>; 4],
-    y: Option<&wgpu::Buffer>,
+    y: Option<Bind<'_>>,
 ) {
     let n = (shape.batch * shape.c * shape.hw) as f64;
     let lanes = shape.batch * shape.groups * SLICES;
@@ -232,7 +279,7 @@ fn record_slices(
     let stats = [inputs[0], Bind::from(&slices)];
     let mut apply = inputs.to_vec();
     apply.push(Bind::from(&slices));
-    apply.extend(y.map(Bind::from));
+    apply.extend(y);
     for (entry, bindings, flops, bytes) in [
         (stats_entry, &stats[..], 5.0 * n, 8.0 * n),
         (

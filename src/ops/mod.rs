@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::gpu::Gpu;
 
+pub mod activation;
 pub mod attention;
 pub mod conv2d;
 pub mod group_norm;

@@ -1,5 +1,5 @@
 //! `to_texture`: a row-major matrix in a buffer into a [`MatrixTexture`], for products whose
-//! input comes from a kernel that cannot store the texture layout itself.
+//! input comes from a kernel that cannot store the texture layout itself, and back.
 
 use crate::gpu::Gpu;
 use crate::ops::matrix_texture::MatrixTexture;
@@ -45,6 +45,44 @@ pub fn record(
             params,
             bindings: &[Bind::from(x), Bind::from(&out.view)],
             workgroups: row_grid(out.texels_wide(), out.rows),
+            flops: 0.0,
+            bytes: 32.0 * texels as f64,
+        },
+    );
+}
+
+/// Records `y = x` back from a matrix texture: `x.rows` rows of `x.cols` values, rows
+/// `row_stride` apart in `y` (stage captures, and buffer kernels after a texture producer).
+pub fn record_from_texture(
+    gpu: &Gpu,
+    program: &mut Program,
+    x: &MatrixTexture,
+    y: &wgpu::Buffer,
+    row_stride: usize,
+) {
+    assert!(
+        row_stride >= x.cols
+            && y.size() >= (x.rows.saturating_sub(1) * row_stride + x.cols) as u64 * 4,
+        "to_texture: a buffer of {} bytes with row stride {row_stride} cannot hold [{}, {}]",
+        y.size(),
+        x.rows,
+        x.cols
+    );
+    let params = ToTextureParams {
+        rows: x.rows as u32,
+        cols: x.cols as u32,
+        row_stride: row_stride as u32,
+        texels_wide: x.cols.div_ceil(4) as u32,
+    };
+    let texels = x.rows * x.cols.div_ceil(4);
+    program.push(
+        gpu,
+        Call {
+            kernel: &KERNEL,
+            entry: "from_texture",
+            params,
+            bindings: &[Bind::from(&x.view), Bind::from(y)],
+            workgroups: row_grid(x.cols.div_ceil(4), x.rows),
             flops: 0.0,
             bytes: 32.0 * texels as f64,
         },
