@@ -89,6 +89,7 @@ fn main() {
             } else {
                 Input::Buffer(&x)
             };
+            let res = residual.then_some(Place::Buffer(&r));
             linear::record_io(
                 &gpu,
                 &mut p,
@@ -97,10 +98,26 @@ fn main() {
                 input,
                 &w,
                 Some(&b),
-                residual.then_some(&r),
+                res,
                 Output::Buffer(&y),
             );
-            report(&name, time(&gpu, &p), 2.0 * (tokens * n * k) as f64);
+            let flops = 2.0 * (tokens * n * k) as f64;
+            report(&name, time(&gpu, &p), flops);
+            if residual && v.layout() == WeightLayout::Texture {
+                // As the encoder runs it on CPU adapters: the residual stream in textures.
+                let (rt, yt) = (
+                    linear::texture_for(&gpu, "bench.r", tokens, n).expect("r texture"),
+                    linear::texture_for(&gpu, "bench.y", tokens, n).expect("y texture"),
+                );
+                let mut p = Program::new();
+                let (res, out) = (Some(Place::Texture(&rt)), Output::Texture(&yt));
+                linear::record_io(&gpu, &mut p, shape, v, input, &w, Some(&b), res, out);
+                report(
+                    &format!("{name}, stream in textures"),
+                    time(&gpu, &p),
+                    flops,
+                );
+            }
         }
     }
 
@@ -227,27 +244,28 @@ fn main() {
             t * 1e3,
             3.0 * 4.0 * (256 * 96 * 96) as f64 / t / 1e9
         );
-        let (x, g, b, y) = (buf(tokens * 768), buf(768), buf(768), buf(tokens * 768));
-        let mut p = Program::new();
-        layer_norm::record(
-            &gpu,
-            &mut p,
-            layer_norm::LayerNorm {
-                rows: tokens,
-                dim: 768,
-                eps: 1e-12,
-            },
-            &x,
-            &g,
-            &b,
-            vit_hybrid::ops::matrix_texture::Place::Buffer(&y),
-        );
-        let t = time(&gpu, &p);
-        println!(
-            "{:<44} {:>9.3} ms {:>8.2} GB/s",
-            "layer_norm 577x768",
-            t * 1e3,
-            3.0 * 4.0 * (tokens * 768) as f64 / t / 1e9
-        );
+        let (x, g, b) = (buf(tokens * 768), buf(768), buf(768));
+        let xt = MatrixTexture::new(&gpu, "x", tokens, 768, tokens, TexelFormat::F32)
+            .expect("x texture");
+        let yt = linear::texture_for(&gpu, "y", tokens, 768).expect("y texture");
+        let shape = layer_norm::LayerNorm {
+            rows: tokens,
+            dim: 768,
+            eps: 1e-12,
+        };
+        for (from, x) in [
+            ("buffer", Place::Buffer(&x)),
+            ("texture", Place::Texture(&xt)),
+        ] {
+            let mut p = Program::new();
+            layer_norm::record(&gpu, &mut p, shape, x, &g, &b, Place::Texture(&yt));
+            let t = time(&gpu, &p);
+            println!(
+                "{:<44} {:>9.3} ms {:>8.2} GB/s",
+                format!("layer_norm 577x768 from a {from}"),
+                t * 1e3,
+                3.0 * 4.0 * (tokens * 768) as f64 / t / 1e9
+            );
+        }
     }
 }

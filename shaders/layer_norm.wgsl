@@ -94,18 +94,32 @@ fn main(
 @group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>; // [rows, dim / 4]
 @group(0) @binding(4) var yt: texture_storage_2d<rgba32float, write>; // [dim / 4, >= rows]
 
-// Mean and 1 / std of row `row` (dim / 4 vec4s from `base`).
-fn row_stats(base: u32, q: u32) -> vec2<f32> {
+// main_rows_texture_* read x as a matrix texture instead (the encoder's residual stream on CPU
+// adapters), with inline loads where x4 costs a loop over the lanes per load.
+@group(0) @binding(1) var xt: texture_storage_2d<rgba32float, read>; // [dim / 4, >= rows]
+
+// Vec4 i of row `row`, which starts at vec4 `base` of x4.
+fn load_buffer(row: u32, base: u32, i: u32) -> vec4<f32> {
+    return x4[base + i];
+}
+
+fn load_texture(row: u32, base: u32, i: u32) -> vec4<f32> {
+    return textureLoad(xt, vec2<u32>(i, row));
+}
+
+// #for SRC in buffer texture
+// Mean and 1 / std of row `row` (q vec4s).
+fn row_stats_{SRC}(row: u32, base: u32, q: u32) -> vec2<f32> {
     let nf = f32(p.dim);
     var s = vec4<f32>(0.0);
     for (var i = 0u; i < q; i++) {
-        s += x4[base + i];
+        s += load_{SRC}(row, base, i);
     }
     let mean0 = (s.x + s.y + s.z + s.w) / nf;
     var d1 = vec4<f32>(0.0);
     var d2 = vec4<f32>(0.0);
     for (var i = 0u; i < q; i++) {
-        let d = x4[base + i] - mean0;
+        let d = load_{SRC}(row, base, i) - mean0;
         d1 += d;
         d2 += d * d;
     }
@@ -114,10 +128,12 @@ fn row_stats(base: u32, q: u32) -> vec2<f32> {
     let variance = max(m2 - m1 * m1, 0.0);
     return vec2<f32>(mean0 + m1, inverseSqrt(variance + p.eps));
 }
+// #end
 
+// #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
 // #for OUT in buffer texture
 @compute @workgroup_size(64, 1, 1)
-fn main_rows_to_{OUT}(
+fn main_rows{SUFFIX}_to_{OUT}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -128,12 +144,13 @@ fn main_rows_to_{OUT}(
     }
     let q = p.dim / 4u;
     let base = row * q;
-    let st = row_stats(base, q);
+    let st = row_stats_{SRC}(row, base, q);
     for (var i = 0u; i < q; i++) {
-        let v = (x4[base + i] - st.x) * (st.y * gamma4[i]) + beta4[i];
+        let v = (load_{SRC}(row, base, i) - st.x) * (st.y * gamma4[i]) + beta4[i];
         store_{OUT}(row, base, i, v);
     }
 }
+// #end
 // #end
 
 fn store_buffer(row: u32, base: u32, i: u32, v: vec4<f32>) {

@@ -250,6 +250,9 @@ fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 @group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> residual4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
+// *_to_stream: *_to_texture4 with the residual read from a texture of y's layout too (the
+// encoder's residual stream on CPU adapters: inline loads where residual4 is read lane by lane).
+@group(0) @binding(4) var rt: texture_storage_2d<rgba32float, read>;     // [N/4, >= M]
 
 // Rows per lane, quads per lane, lanes per workgroup: a workgroup covers 16 rows x 96 columns.
 // #let TR = 16
@@ -281,7 +284,7 @@ fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 }
 
 // #for W in f32 f16
-// #for OUT in buffer buffer4 texture texture4
+// #for OUT in buffer buffer4 texture texture4 stream
 @compute @workgroup_size(8, 1, 1)
 fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * TEX_ROWS;
@@ -337,8 +340,8 @@ fn store_buffer(z: u32, r: u32, quad: u32, v: vec4<f32>) {
     finish(y_at(z), r, 4u * quad, v);
 }
 
-// Bias, GELU and residual on whole vec4s (N, y_offset and a row bias's length multiples of 4).
-fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+// Bias and GELU on whole vec4s (N, y_offset and a row bias's length multiples of 4).
+fn affine4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = v;
     if ((p.flags & 1u) != 0u) {
         if ((p.flags & 8u) != 0u) {
@@ -350,6 +353,12 @@ fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     if ((p.flags & 2u) != 0u) {
         o = vec4<f32>(gelu(o.x), gelu(o.y), gelu(o.z), gelu(o.w));
     }
+    return o;
+}
+
+// affine4, then the residual from its buffer.
+fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+    var o = affine4(r, quad, v);
     if ((p.flags & 4u) != 0u) {
         o += residual4[(y0 + r * p.n) / 4u + quad];
     }
@@ -372,5 +381,13 @@ fn store_texture4(z: u32, r: u32, quad: u32, v: vec4<f32>) {
 fn store_texture(z: u32, r: u32, quad: u32, v: vec4<f32>) {
     if (r < p.m && quad < (p.n + 3u) / 4u) {
         textureStore(yt, y_texel(z, r, quad), texture_epilogue(y_at(z), r, quad, v));
+    }
+}
+
+// The residual is always added here: the stream has one.
+fn store_stream(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+    if (r < p.m && quad < p.n / 4u) {
+        let t = y_texel(z, r, quad);
+        textureStore(yt, t, affine4(r, quad, v) + textureLoad(rt, t));
     }
 }

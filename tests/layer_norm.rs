@@ -2,8 +2,8 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::layer_norm::Variant;
-use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat};
-use vit_hybrid::ops::{Program, layer_norm};
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, Place, TexelFormat::F32};
+use vit_hybrid::ops::{Program, layer_norm, to_texture};
 
 /// Every variant that takes `shape`, storing into a buffer and into a matrix texture; each
 /// result with its name.
@@ -19,31 +19,42 @@ fn run_all(
         g.upload("gamma", gamma),
         g.upload("beta", beta),
     );
+    // x in a texture too: the encoder's residual stream on CPU adapters.
+    let xt = MatrixTexture::new(&g, "x", shape.rows, shape.dim, shape.rows, F32).unwrap();
+    let mut fill = Program::new();
+    to_texture::record(&g, &mut fill, &xb, shape.dim, &xt);
+    fill.run(&g).unwrap();
     let mut out = Vec::new();
     for v in [Variant::Workgroup, Variant::Rows] {
         if !v.fits(shape) {
             continue;
         }
-        let yb = g.storage("y", x.len());
-        let mut p = Program::new();
-        layer_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb, Place::Buffer(&yb));
-        p.run(&g).unwrap();
-        out.push((format!("{v:?} to buffer"), g.read(&yb, x.len()).unwrap()));
-        let yt = MatrixTexture::new(
-            &g,
-            "y",
-            shape.rows,
-            shape.dim,
-            shape.rows + 3,
-            TexelFormat::F32,
-        )
-        .unwrap();
-        let mut p = Program::new();
-        layer_norm::record_variant(&g, &mut p, shape, v, &xb, &gb, &bb, Place::Texture(&yt));
-        p.run(&g).unwrap();
-        out.push((format!("{v:?} to texture"), yt.read(&g).unwrap()));
+        for (from, x) in [
+            ("buffer", Place::Buffer(&xb)),
+            ("texture", Place::Texture(&xt)),
+        ] {
+            let yb = g.storage("y", x_len(shape));
+            let mut p = Program::new();
+            layer_norm::record_variant(&g, &mut p, shape, v, x, &gb, &bb, Place::Buffer(&yb));
+            p.run(&g).unwrap();
+            let name = format!("{v:?} from a {from} to a buffer");
+            out.push((name, g.read(&yb, x_len(shape)).unwrap()));
+            let yt =
+                MatrixTexture::new(&g, "y", shape.rows, shape.dim, shape.rows + 3, F32).unwrap();
+            let mut p = Program::new();
+            layer_norm::record_variant(&g, &mut p, shape, v, x, &gb, &bb, Place::Texture(&yt));
+            p.run(&g).unwrap();
+            out.push((
+                format!("{v:?} from a {from} to a texture"),
+                yt.read(&g).unwrap(),
+            ));
+        }
     }
     out
+}
+
+fn x_len(shape: layer_norm::LayerNorm) -> usize {
+    shape.rows * shape.dim
 }
 
 /// Runs one LayerNorm on `offset + uniform(-1, 1)` data and compares with the f64 reference.

@@ -3,6 +3,7 @@ mod common;
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
 use vit_hybrid::ops::linear::{self, Input, Output, Variant, Weight, WeightFormat, WeightLayout};
+use vit_hybrid::ops::matrix_texture::Place;
 
 /// Which entry point a case runs: the one `record` picks for a weight format, or a given one.
 #[derive(Clone, Copy, Debug)]
@@ -269,7 +270,13 @@ fn variants_refuse_the_other_weight_format() {
 fn texture_variants_chain_through_textures() {
     let g = gpu();
     for v in [Variant::TextureF32, Variant::TextureF16] {
-        for (m, n, k) in [(17, 97, 13), (33, 190, 48), (1, 5, 3), (20, 100, 36)] {
+        for (m, n, k) in [
+            (17, 97, 13),
+            (33, 190, 48),
+            (1, 5, 3),
+            (20, 100, 36),
+            (19, 4, 8),
+        ] {
             let x = random(11, m * k, -1.0, 1.0);
             let w = random(12, n * k, -0.5, 0.5);
             let b = random(13, n, -0.5, 0.5);
@@ -284,24 +291,39 @@ fn texture_variants_chain_through_textures() {
             let xb = g.upload("x", &x);
             let bb = g.upload("b", &b);
             let rb = g.upload("r", &r);
-            let mut p = Program::new();
-            vit_hybrid::ops::to_texture::record(&g, &mut p, &xb, k, &xt);
-            let (i, o) = (Input::Texture(&xt), Output::Texture(&yt));
-            linear::record_io(&g, &mut p, shape, v, i, &wb, Some(&bb), Some(&rb), o);
-            p.run(&g).unwrap();
-            let got = yt.read(&g).unwrap();
+            // The residual from a buffer, and (where y is whole vec4s) from a texture of y's
+            // layout, as the encoder's residual stream is read on CPU adapters.
+            let rt = linear::texture_for(&g, "r", m, n).unwrap();
             let w_used = match v.format() {
-                WeightFormat::F32 => w,
+                WeightFormat::F32 => w.clone(),
                 WeightFormat::F16 => linear::round_f16(&w),
             };
             let want = linear::cpu(shape, &x, &w_used, Some(&b), Some(&r));
-            assert_close(
-                &format!("{v:?} {m}x{n}x{k} via textures"),
-                &got,
-                &want,
-                1e-5,
-                1e-4,
-            );
+            for from_texture in [false, true] {
+                if from_texture && !n.is_multiple_of(4) {
+                    continue;
+                }
+                let mut p = Program::new();
+                vit_hybrid::ops::to_texture::record(&g, &mut p, &xb, k, &xt);
+                vit_hybrid::ops::to_texture::record(&g, &mut p, &rb, n, &rt);
+                let (i, o) = (Input::Texture(&xt), Output::Texture(&yt));
+                let res = if from_texture {
+                    Place::Texture(&rt)
+                } else {
+                    Place::Buffer(&rb)
+                };
+                linear::record_io(&g, &mut p, shape, v, i, &wb, Some(&bb), Some(res), o);
+                p.run(&g).unwrap();
+                assert_close(
+                    &format!(
+                        "{v:?} {m}x{n}x{k} via textures, residual from a texture {from_texture}"
+                    ),
+                    &yt.read(&g).unwrap(),
+                    &want,
+                    1e-5,
+                    1e-4,
+                );
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::ops::attention::{self, Attention};
 use crate::ops::conv2d::{self, Conv2d, ConvWeights};
 use crate::ops::layer_norm::{self, LayerNorm};
 use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat, WeightLayout};
-use crate::ops::matrix_texture::{MatrixTexture, Place};
+use crate::ops::matrix_texture::{MatrixTexture, Place, TexelFormat::F32};
 use crate::ops::to_texture;
 use crate::ops::tokens::{self, Tokens};
 
@@ -107,6 +107,9 @@ pub struct EncoderTextures {
     /// The QKV linear's output and attention's scratch, where attention runs as texture
     /// products (attention::textures_fit).
     pub attention: Option<(MatrixTexture, attention::TextureScratch)>,
+    /// The residual stream [B * seq, hidden] between layers (x) and inside one (h), where the
+    /// layer norms read it and the products add it with inline loads (hidden a multiple of 4).
+    pub stream: Option<[MatrixTexture; 2]>,
 }
 
 fn stack_qkv(
@@ -270,11 +273,18 @@ impl Vit {
             } else {
                 None
             };
+            let stream = if self.hidden.is_multiple_of(4) {
+                let s = |name| MatrixTexture::new(gpu, name, tokens, self.hidden, tokens, F32);
+                Some([s("stream.x")?, s("stream.h")?])
+            } else {
+                None
+            };
             Some(EncoderTextures {
                 normed: t("normed.texture", self.hidden)?,
                 context: t("context.texture", self.hidden)?,
                 mlp: t("mlp.texture", self.intermediate)?,
                 attention,
+                stream,
             })
         } else {
             None
@@ -318,9 +328,9 @@ impl Vit {
     ) {
         let d = self.hidden;
         let rows = batch * self.seq;
-        let stream = |name: String, buffer| Tap {
+        let stream = |name: String, value| Tap {
             name,
-            value: Activation::buffer(buffer),
+            value,
             len: rows * d,
             shape: vec![batch, self.seq, d],
         };
@@ -354,7 +364,17 @@ impl Vit {
             &self.position_embeddings,
             &bufs.x,
         );
-        tap(p, stream("embeddings".into(), &bufs.x));
+        tap(p, stream("embeddings".into(), Activation::buffer(&bufs.x)));
+        // The residual stream: x and h, in textures where the encoder has them.
+        let stream_textures = bufs.textures.as_ref().and_then(|t| t.stream.as_ref());
+        if let Some([x, _]) = stream_textures {
+            to_texture::record(gpu, p, &bufs.x, d, x);
+        }
+        let in_stream = |buffer, i: usize| Activation {
+            buffer,
+            texture: stream_textures.map(|s| s[i].clone()),
+        };
+        let (x, h) = (in_stream(&bufs.x, 0), in_stream(&bufs.h, 1));
 
         let ln = LayerNorm {
             rows,
@@ -373,7 +393,7 @@ impl Vit {
         for (i, layer) in self.layers.iter().enumerate() {
             p.set_scope(format!("encoder.layer.{i}.attention"));
             let before = &layer.layernorm_before;
-            layer_norm::record(gpu, p, ln, &bufs.x, &before.weight, &before.bias, normed);
+            layer_norm::record(gpu, p, ln, x.place(), &before.weight, &before.bias, normed);
             let qkv = Linear::new(rows, 3 * d, d);
             let shape = self.attention_shape(batch);
             match tex {
@@ -395,11 +415,11 @@ impl Vit {
             }
             let out = Linear::new(rows, d, d);
             let o = &layer.attention_output;
-            dense(p, out, context, o, Some(&bufs.x), Place::Buffer(&bufs.h));
+            dense(p, out, context, o, Some(x.place()), h.place());
 
             p.set_scope(format!("encoder.layer.{i}.mlp"));
             let after = &layer.layernorm_after;
-            layer_norm::record(gpu, p, ln, &bufs.h, &after.weight, &after.bias, normed);
+            layer_norm::record(gpu, p, ln, h.place(), &after.weight, &after.bias, normed);
             let (up, down) = (&layer.intermediate, &layer.output);
             let up_shape = Linear {
                 gelu: true,
@@ -407,15 +427,8 @@ impl Vit {
             };
             dense(p, up_shape, normed, up, None, mlp);
             let down_shape = Linear::new(rows, d, up.out);
-            dense(
-                p,
-                down_shape,
-                mlp,
-                down,
-                Some(&bufs.h),
-                Place::Buffer(&bufs.x),
-            );
-            tap(p, stream(format!("layers.{i}"), &bufs.x));
+            dense(p, down_shape, mlp, down, Some(h.place()), x.place());
+            tap(p, stream(format!("layers.{i}"), x.clone()));
         }
 
         p.set_scope("head");
@@ -423,12 +436,15 @@ impl Vit {
             gpu,
             p,
             ln,
-            &bufs.x,
+            x.place(),
             &self.layernorm.weight,
             &self.layernorm.bias,
             Place::Buffer(&bufs.normed),
         );
-        tap(p, stream("layernorm".into(), &bufs.normed));
+        tap(
+            p,
+            stream("layernorm".into(), Activation::buffer(&bufs.normed)),
+        );
         // The classifier reads only the CLS token: row b*seq of the normed stream.
         let head = Linear {
             x_row_stride: self.seq * d,

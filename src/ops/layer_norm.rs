@@ -55,7 +55,7 @@ pub fn record(
     gpu: &Gpu,
     program: &mut Program,
     shape: LayerNorm,
-    x: &wgpu::Buffer,     // [rows, dim]
+    x: Place<'_>,         // [rows, dim]
     gamma: &wgpu::Buffer, // [dim]
     beta: &wgpu::Buffer,  // [dim]
     y: Place<'_>,         // [rows, dim]
@@ -79,7 +79,7 @@ pub fn record_variant(
     program: &mut Program,
     shape: LayerNorm,
     variant: Variant,
-    x: &wgpu::Buffer,
+    x: Place<'_>,
     gamma: &wgpu::Buffer,
     beta: &wgpu::Buffer,
     y: Place<'_>,
@@ -88,6 +88,26 @@ pub fn record_variant(
         variant.fits(shape),
         "layer_norm: {variant:?} cannot take {shape:?}"
     );
+    let x_texture = match x {
+        Place::Texture(t) => {
+            assert!(
+                t.cols == shape.dim && t.height >= shape.rows,
+                "layer_norm: x texture [{}, {}] does not hold {shape:?}",
+                t.height,
+                t.cols
+            );
+            if variant == Variant::Workgroup {
+                // The GPU kernel reads buffers; a texture input goes through one copy.
+                let tmp = gpu.storage("layer_norm.in", shape.rows * shape.dim);
+                to_texture::record_from_texture(gpu, program, t, &tmp, shape.dim);
+                let x = Place::Buffer(&tmp);
+                record_variant(gpu, program, shape, variant, x, gamma, beta, y);
+                return;
+            }
+            true
+        }
+        Place::Buffer(_) => false,
+    };
     let params = LayerNormParams {
         rows: shape.rows as u32,
         dim: shape.dim as u32,
@@ -113,7 +133,11 @@ pub fn record_variant(
             return;
         }
         (Variant::Rows, Place::Buffer(b)) => (
-            "main_rows_to_buffer",
+            if x_texture {
+                "main_rows_texture_to_buffer"
+            } else {
+                "main_rows_to_buffer"
+            },
             grid_1d(shape.rows.div_ceil(64)),
             Bind::from(b),
         ),
@@ -125,11 +149,19 @@ pub fn record_variant(
                 t.cols
             );
             (
-                "main_rows_to_texture",
+                if x_texture {
+                    "main_rows_texture_to_texture"
+                } else {
+                    "main_rows_to_texture"
+                },
                 grid_1d(shape.rows.div_ceil(64)),
                 Bind::from(&t.view),
             )
         }
+    };
+    let x_bind = match x {
+        Place::Buffer(b) => Bind::from(b),
+        Place::Texture(t) => Bind::from(&t.view),
     };
     program.push(
         gpu,
@@ -137,7 +169,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry,
             params,
-            bindings: &[Bind::from(x), Bind::from(gamma), Bind::from(beta), out],
+            bindings: &[x_bind, Bind::from(gamma), Bind::from(beta), out],
             workgroups,
             // About 8 operations per element over the three passes.
             flops: 8.0 * n,

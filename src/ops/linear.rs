@@ -523,6 +523,15 @@ impl Variant {
         }
     }
 
+    /// [`Variant::entry_texture4`] with the residual read from a texture (texture variants).
+    fn entry_stream(self) -> &'static str {
+        match self {
+            Variant::TextureF32 => "main_texture_f32_to_stream",
+            Variant::TextureF16 => "main_texture_f16_to_stream",
+            _ => panic!("linear: {self:?} cannot store its output as a texture"),
+        }
+    }
+
     /// The entry point storing y as a matrix texture (texture variants only).
     fn entry_to_texture(self) -> &'static str {
         match self {
@@ -624,14 +633,16 @@ pub fn record_variant(
         Input::Buffer(x),
         w,
         bias,
-        residual,
+        residual.map(Place::Buffer),
         Output::Buffer(y),
     );
 }
 
-/// The general form: x and y in buffers or matrix textures. A texture variant given a buffer
-/// x first copies it into a texture of its own (one `to_texture` pass). Panics if `variant`
-/// cannot handle `shape`, `w`, the device, or the input and output kinds.
+/// The general form: x, y and the residual in buffers or matrix textures. A texture variant
+/// given a buffer x first copies it into a texture of its own (one `to_texture` pass); a
+/// residual in a texture (the encoder's residual stream) needs y in a texture of the same
+/// layout and whole vec4s. Panics if `variant` cannot handle `shape`, `w`, the device, or the
+/// input and output kinds.
 #[allow(clippy::too_many_arguments)]
 pub fn record_io(
     gpu: &Gpu,
@@ -641,7 +652,7 @@ pub fn record_io(
     x: Input<'_>,
     w: &Weight,
     bias: Option<&wgpu::Buffer>,
-    residual: Option<&wgpu::Buffer>,
+    residual: Option<Place<'_>>,
     y: Output<'_>,
 ) {
     assert!(
@@ -740,6 +751,10 @@ pub fn record_io(
             let (Input::Buffer(x), Output::Buffer(y)) = (x, y) else {
                 panic!("linear: {variant:?} reads and writes buffers, not textures");
             };
+            let residual = residual.map(|r| match r {
+                Place::Buffer(b) => b,
+                Place::Texture(_) => panic!("linear: {variant:?} reads a residual buffer"),
+            });
             program.push(
                 gpu,
                 Call {
@@ -790,9 +805,14 @@ pub fn record_io(
                 wt.height,
                 wt.texels_wide()
             );
+            let (residual_buffer, residual_texture) = match residual {
+                Some(Place::Buffer(b)) => (Some(b), None),
+                Some(Place::Texture(t)) => (None, Some(t)),
+                None => (None, None),
+            };
             // Any buffer not written here stands in for a missing bias or residual (16 bytes at
             // least: the vec4 epilogue binds them as vec4 arrays).
-            let placeholder = bias.or(residual).filter(|b| b.size() >= 16);
+            let placeholder = bias.or(residual_buffer).filter(|b| b.size() >= 16);
             let spare;
             let placeholder = match placeholder {
                 Some(b) => b,
@@ -824,13 +844,32 @@ pub fn record_io(
                         t.height,
                         t.texels_wide()
                     );
-                    let entry = if vec4_epilogue {
-                        variant.entry_texture4()
-                    } else {
-                        variant.entry_to_texture()
+                    let entry = match residual_texture {
+                        Some(r) => {
+                            assert!(
+                                vec4_epilogue
+                                    && r.height >= last.y_row0 + shape.m
+                                    && r.texels_wide() >= last.y_col0 + shape.n.div_ceil(4),
+                                "linear: a residual texture [{}, {} texels] needs y's layout \
+                                 and whole vec4s, got {shape:?}",
+                                r.height,
+                                r.texels_wide()
+                            );
+                            variant.entry_stream()
+                        }
+                        None if vec4_epilogue => variant.entry_texture4(),
+                        None => variant.entry_to_texture(),
                     };
                     (entry, Bind::from(&t.view))
                 }
+            };
+            assert!(
+                residual_texture.is_none() || matches!(y, Output::Texture(_)),
+                "linear: a residual texture needs y in a texture"
+            );
+            let residual_bind = match residual_texture {
+                Some(t) => Bind::from(&t.view),
+                None => Bind::from(residual_buffer.unwrap_or(placeholder)),
             };
             program.push(
                 gpu,
@@ -842,7 +881,7 @@ pub fn record_io(
                         Bind::from(&xt.view),
                         Bind::from(&wt.view),
                         Bind::from(bias.unwrap_or(placeholder)),
-                        Bind::from(residual.unwrap_or(placeholder)),
+                        residual_bind,
                         out,
                     ],
                     workgroups: [
