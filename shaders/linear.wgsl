@@ -30,9 +30,6 @@ struct Params {
     n: u32,
     k: u32,
     x_row_stride: u32,
-    // bit 0: add bias, bit 1: exact GELU, bit 2: add residual (after the activation),
-    // bit 3: the bias is per row (a 1x1 conv as a product), not per column
-    flags: u32,
     // All variants: where y (and the residual) start in their buffers.
     y_offset: u32,
     // Texture variants: where each operand's block starts in its texture (rows, and columns
@@ -54,10 +51,19 @@ struct Params {
     z_w_col0: u32,
     z_y_row0: u32,
     z_y_col0: u32,
-    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// What the epilogue does, fixed per pipeline: add the bias; exact GELU; add the residual (after
+// the activation); the bias is per row (a 1x1 conv as a product), not per column. Constants,
+// not uniform flags, because lavapipe runs both sides of a branch on a uniform under a lane
+// mask: every store paid for the GELU, the bias and residual loads a product did not use
+// (40 % of a K = 64 product's time, attention's scores).
+override BIAS: bool = false;
+override GELU: bool = false;
+override RESIDUAL: bool = false;
+override ROW_BIAS: bool = false;
 // main reads x and w as f32, the vec4 entry points through vec4 views of the same bindings
 // (an entry point's bind-group layout holds only the variables it uses).
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [M, x_row_stride]
@@ -192,14 +198,14 @@ fn finish(y0: u32, r: u32, c: u32, v: vec4<f32>) {
             return;
         }
         var o = v[e];
-        if ((p.flags & 1u) != 0u) {
-            o += bias[select(n, r, (p.flags & 8u) != 0u)];
+        if (BIAS) {
+            o += bias[select(n, r, ROW_BIAS)];
         }
-        if ((p.flags & 2u) != 0u) {
+        if (GELU) {
             o = gelu(o);
         }
         let at = y0 + r * p.n + n;
-        if ((p.flags & 4u) != 0u) {
+        if (RESIDUAL) {
             o += residual[at];
         }
         y[at] = o;
@@ -268,13 +274,13 @@ fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
         let n = 4u * quad + e;
         if (n < p.n) {
             var s = v[e];
-            if ((p.flags & 1u) != 0u) {
-                s += bias[select(n, r, (p.flags & 8u) != 0u)];
+            if (BIAS) {
+                s += bias[select(n, r, ROW_BIAS)];
             }
-            if ((p.flags & 2u) != 0u) {
+            if (GELU) {
                 s = gelu(s);
             }
-            if ((p.flags & 4u) != 0u) {
+            if (RESIDUAL) {
                 s += residual[y0 + r * p.n + n];
             }
             o[e] = s;
@@ -343,14 +349,14 @@ fn store_buffer(z: u32, r: u32, quad: u32, v: vec4<f32>) {
 // Bias and GELU on whole vec4s (N, y_offset and a row bias's length multiples of 4).
 fn affine4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = v;
-    if ((p.flags & 1u) != 0u) {
-        if ((p.flags & 8u) != 0u) {
+    if (BIAS) {
+        if (ROW_BIAS) {
             o += vec4<f32>(bias4[r / 4u][r % 4u]);
         } else {
             o += bias4[quad];
         }
     }
-    if ((p.flags & 2u) != 0u) {
+    if (GELU) {
         o = vec4<f32>(gelu(o.x), gelu(o.y), gelu(o.z), gelu(o.w));
     }
     return o;
@@ -359,7 +365,7 @@ fn affine4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 // affine4, then the residual from its buffer.
 fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
     var o = affine4(r, quad, v);
-    if ((p.flags & 4u) != 0u) {
+    if (RESIDUAL) {
         o += residual4[(y0 + r * p.n) / 4u + quad];
     }
     return o;

@@ -19,6 +19,9 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
 }
 
+/// A pipeline: kernel, entry point, and its override constants (name, value bits).
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
 /// Device, queue and the pipelines compiled on them.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -26,7 +29,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     /// A binding limit below the device's, to plan as a smaller adapter would.
     binding_cap: Option<u64>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 /// Every adapter wgpu can see, in the order `GpuOptions::adapter` indexes them.
@@ -167,7 +170,22 @@ impl Gpu {
 
     /// The pipeline for one entry point of a kernel, compiled once per device.
     pub fn pipeline(&self, kernel: &Kernel, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
-        let key = (kernel.name, entry);
+        self.pipeline_with(kernel, entry, &[])
+    }
+
+    /// [`Gpu::pipeline`] with the shader's `override` constants set (the rest keep their
+    /// defaults), compiled once per device and set of values.
+    pub fn pipeline_with(
+        &self,
+        kernel: &Kernel,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let key = (
+            kernel.name,
+            entry,
+            constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
+        );
         let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&key) {
             return p.clone();
@@ -184,7 +202,10 @@ impl Gpu {
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             },
         ));

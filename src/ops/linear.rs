@@ -38,10 +38,6 @@ const TILE: usize = 128;
 /// their x and w textures are padded to these many rows.
 pub const TEXTURE_ROWS: usize = 16;
 pub const TEXTURE_COLS: usize = 96;
-const FLAG_BIAS: u32 = 1;
-const FLAG_GELU: u32 = 2;
-const FLAG_RESIDUAL: u32 = 4;
-const FLAG_ROW_BIAS: u32 = 8;
 
 /// Keep in sync with `Params` in shaders/linear.wgsl.
 #[repr(C)]
@@ -51,7 +47,6 @@ pub struct LinearParams {
     pub n: u32,
     pub k: u32,
     pub x_row_stride: u32,
-    pub flags: u32,
     pub y_offset: u32,
     pub x_row0: u32,
     pub x_col0: u32,
@@ -66,7 +61,6 @@ pub struct LinearParams {
     pub z_w_col0: u32,
     pub z_y_row0: u32,
     pub z_y_col0: u32,
-    pub _pad: u32,
 }
 
 /// Shape and epilogue of one linear.
@@ -681,19 +675,15 @@ pub fn record_io(
         "linear: {variant:?} needs a device with SHADER_F16, {} was opened without it",
         gpu.info.name
     );
-    let mut flags = 0;
-    if bias.is_some() {
-        flags |= FLAG_BIAS;
-    }
-    if shape.gelu {
-        flags |= FLAG_GELU;
-    }
-    if residual.is_some() {
-        flags |= FLAG_RESIDUAL;
-    }
-    if shape.row_bias {
-        flags |= FLAG_ROW_BIAS;
-    }
+    // The epilogue's steps, compiled into the pipeline (see the override constants in
+    // shaders/linear.wgsl).
+    let on = |b: bool| if b { 1.0 } else { 0.0 };
+    let constants = [
+        ("BIAS", on(bias.is_some())),
+        ("GELU", on(shape.gelu)),
+        ("RESIDUAL", on(residual.is_some())),
+        ("ROW_BIAS", on(shape.row_bias)),
+    ];
     let at = shape.at;
     assert!(
         variant.layout() == WeightLayout::Texture
@@ -724,7 +714,6 @@ pub fn record_io(
         n: u(n_stored),
         k: u(shape.k),
         x_row_stride: u(shape.x_row_stride),
-        flags,
         y_offset: u(at.y_offset),
         x_row0: u(at.x_row0),
         x_col0: u(at.x_col0),
@@ -739,7 +728,6 @@ pub fn record_io(
         z_w_col0: u(shape.step.w_col0),
         z_y_row0: u(shape.step.y_row0),
         z_y_col0: u(shape.step.y_col0),
-        _pad: 0,
     };
     let (m, n, k) = (shape.m as f64, shape.n as f64, shape.k as f64);
     let products = shape.repeat as f64;
@@ -755,7 +743,7 @@ pub fn record_io(
                 Place::Buffer(b) => b,
                 Place::Texture(_) => panic!("linear: {variant:?} reads a residual buffer"),
             });
-            program.push(
+            program.push_specialized(
                 gpu,
                 Call {
                     kernel: variant.kernel(),
@@ -777,6 +765,7 @@ pub fn record_io(
                     flops,
                     bytes,
                 },
+                &constants,
             );
         }
         WeightStore::Texture(wt) => {
@@ -871,7 +860,7 @@ pub fn record_io(
                 Some(t) => Bind::from(&t.view),
                 None => Bind::from(residual_buffer.unwrap_or(placeholder)),
             };
-            program.push(
+            program.push_specialized(
                 gpu,
                 Call {
                     kernel: variant.kernel(),
@@ -892,6 +881,7 @@ pub fn record_io(
                     flops,
                     bytes,
                 },
+                &constants,
             );
         }
     }

@@ -157,8 +157,19 @@ impl Program {
     }
 
     pub fn push<P: bytemuck::Pod>(&mut self, gpu: &Gpu, call: Call<'_, P>) {
+        self.push_specialized(gpu, call, &[]);
+    }
+
+    /// [`Program::push`] with the shader's `override` constants set for this dispatch's
+    /// pipeline (see [`Gpu::pipeline_with`]).
+    pub fn push_specialized<P: bytemuck::Pod>(
+        &mut self,
+        gpu: &Gpu,
+        call: Call<'_, P>,
+        constants: &[(&'static str, f64)],
+    ) {
         use wgpu::util::DeviceExt;
-        let pipeline = gpu.pipeline(call.kernel, call.entry);
+        let pipeline = gpu.pipeline_with(call.kernel, call.entry, constants);
         // Uniform bindings are safest padded to 16 bytes on every backend.
         let mut bytes = bytemuck::bytes_of(&call.params).to_vec();
         bytes.resize(bytes.len().div_ceil(16) * 16, 0);
