@@ -20,17 +20,19 @@ struct Params {
     hw: u32,
     groups: u32,
     eps: f32,
-    // 1: ReLU after the affine step (and the residual)
-    relu: u32,
-    // 1: add `residual` after the affine step, before the ReLU
-    add_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// Fixed per pipeline: add `residual` after the affine step, before the ReLU; ReLU after the
+// affine step (and the residual). Constants rather than uniform flags: lavapipe runs a branch
+// on a uniform under a lane mask whether or not it is taken, residual loads included.
+override RESIDUAL: bool = false;
+override RELU: bool = false;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // [B, C, HW], normalised in place
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;   // [C]
 @group(0) @binding(3) var<storage, read> beta: array<f32>;    // [C]
-// Bound to a placeholder without add_residual.
+// Bound to a placeholder without RESIDUAL.
 @group(0) @binding(4) var<storage, read> residual: array<f32>;        // [B, C, HW]
 @group(0) @binding(4) var<storage, read> residual4: array<vec4<f32>>; // [B, C, HW / 4]
 
@@ -92,10 +94,10 @@ fn main(
     for (var i = lid; i < n; i += WG) {
         let c = c0 + i / p.hw;
         var y = (x[base + i] - mean) * (inv_std * gamma[c]) + beta[c];
-        if (p.add_residual != 0u) {
+        if (RESIDUAL) {
             y += residual[base + i];
         }
-        if (p.relu != 0u) {
+        if (RELU) {
             // Not max(y, 0): lavapipe's (LLVM's maxnum) returns 0 for NaN, where PyTorch's
             // ReLU keeps NaN, and a broken input must not come out as an answer.
             y = select(y, 0.0, y < 0.0);
@@ -291,10 +293,10 @@ fn apply_slices{SUFFIX}(
             next += hw4;
         }
         var y = (load_{SRC}(t) - mean) * (inv_std * gamma[c]) + beta[c];
-        if (p.add_residual != 0u) {
+        if (RESIDUAL) {
             y += residual_{DST}(base + i, t);
         }
-        if (p.relu != 0u) {
+        if (RELU) {
             y = select(y, vec4<f32>(0.0), y < vec4<f32>(0.0));
         }
         store_{DST}(base + i, t, y);

@@ -16,9 +16,9 @@ pub struct GroupNormParams {
     pub hw: u32,
     pub groups: u32,
     pub eps: f32,
-    pub relu: u32,
-    pub add_residual: u32,
 }
+
+type Constants = [(&'static str, f64); 2];
 
 /// Shape of one GroupNorm over `[batch, c, hw]`.
 #[derive(Clone, Copy, Debug)]
@@ -36,16 +36,20 @@ pub struct GroupNorm {
 }
 
 impl GroupNorm {
-    fn params(&self, add_residual: bool) -> GroupNormParams {
+    fn params(&self) -> GroupNormParams {
         GroupNormParams {
             batch: self.batch as u32,
             c: self.c as u32,
             hw: self.hw as u32,
             groups: self.groups as u32,
             eps: self.eps,
-            relu: self.relu as u32,
-            add_residual: add_residual as u32,
         }
+    }
+
+    /// The shader's override constants: whether a residual is added, whether ReLU follows.
+    fn constants(&self, add_residual: bool) -> Constants {
+        let on = |b: bool| if b { 1.0 } else { 0.0 };
+        [("RESIDUAL", on(add_residual)), ("RELU", on(self.relu))]
     }
 
     fn check(&self) {
@@ -118,7 +122,7 @@ pub fn record_variant(
     );
     let mut placeholder = None;
     let residual_bind = residual_bind(gpu, shape, residual, &mut placeholder);
-    let params = shape.params(residual.is_some());
+    let (params, constants) = (shape.params(), shape.constants(residual.is_some()));
     if variant == Variant::Slices {
         let inputs = [
             Bind::from(x),
@@ -127,11 +131,19 @@ pub fn record_variant(
             residual_bind,
         ];
         let entries = ("stats_slices", "apply_slices");
-        record_slices(gpu, program, shape, params, entries, &inputs, None);
+        record_slices(
+            gpu,
+            program,
+            shape,
+            (params, constants),
+            entries,
+            &inputs,
+            None,
+        );
         return;
     }
     let n = (shape.batch * shape.c * shape.hw) as f64;
-    program.push(
+    program.push_specialized(
         gpu,
         Call {
             kernel: &KERNEL,
@@ -150,6 +162,7 @@ pub fn record_variant(
             // x read three times and written once.
             bytes: 4.0 * (4.0 * n + 2.0 * shape.c as f64),
         },
+        &constants,
     );
 }
 
@@ -180,7 +193,7 @@ pub fn record_from_texture(
         x.height,
         x.cols
     );
-    let params = shape.params(residual.is_some());
+    let params = (shape.params(), shape.constants(residual.is_some()));
     let (mut placeholder, mut placeholder_view) = (None, None);
     let (residual_bind, entries, out) = match (y, residual) {
         (Place::Buffer(y), residual) => {
@@ -268,7 +281,7 @@ fn record_slices(
     gpu: &Gpu,
     program: &mut Program,
     shape: GroupNorm,
-    params: GroupNormParams,
+    (params, constants): (GroupNormParams, Constants),
     (stats_entry, apply_entry): (&'static str, &'static str),
     inputs: &[Bind<'_>; 4],
     y: Option<Bind<'_>>,
@@ -280,16 +293,18 @@ fn record_slices(
     let mut apply = inputs.to_vec();
     apply.push(Bind::from(&slices));
     apply.extend(y);
-    for (entry, bindings, flops, bytes) in [
-        (stats_entry, &stats[..], 5.0 * n, 8.0 * n),
+    // The statistics pass reads no constant: one pipeline serves every norm.
+    for (entry, bindings, flops, bytes, constants) in [
+        (stats_entry, &stats[..], 5.0 * n, 8.0 * n, &[][..]),
         (
             apply_entry,
             &apply[..],
             4.0 * n,
             8.0 * n + 8.0 * shape.c as f64,
+            &constants[..],
         ),
     ] {
-        program.push(
+        program.push_specialized(
             gpu,
             Call {
                 kernel: &KERNEL,
@@ -300,6 +315,7 @@ fn record_slices(
                 flops,
                 bytes,
             },
+            constants,
         );
     }
 }
