@@ -264,8 +264,11 @@ fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // #let TR = 16
 // #let TQ = 3
 const TEX_ROWS: u32 = {TR}u;
-const TEX_QUADS: u32 = {TQ}u;
 const TEX_LANES: u32 = 8u;
+// Quads a lane computes, 1 to 3, fixed per pipeline: a narrower tile for products with few
+// columns (attention's context: 64 per head, of which a 96-column tile would waste a third).
+// The quads past it are constant-false branches that the compiler drops, with their loads.
+override TEX_QUADS: u32 = {TQ}u;
 
 // Bias, GELU and residual for columns 4 * quad.. of row r; zero past N.
 fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
@@ -319,13 +322,17 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // #end
 // #for r in 0..TR
 // #for q in 0..TQ
-        a{r}_{q} += x{r}.x * w{q}_0 + x{r}.y * w{q}_1 + x{r}.z * w{q}_2 + x{r}.w * w{q}_3;
+        if (TEX_QUADS > {q}u) {
+            a{r}_{q} += x{r}.x * w{q}_0 + x{r}.y * w{q}_1 + x{r}.z * w{q}_2 + x{r}.w * w{q}_3;
+        }
 // #end
 // #end
     }
 // #for r in 0..TR
 // #for q in 0..TQ
-    store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
+    if (TEX_QUADS > {q}u) {
+        store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
+    }
 // #end
 // #end
 }

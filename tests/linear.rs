@@ -327,3 +327,22 @@ fn texture_variants_chain_through_textures() {
         }
     }
 }
+
+/// The texture products' tile narrows where a 96-column one would mostly compute padding
+/// (attention's 64-wide context per head, small models' heads), and never reads past the
+/// columns a 96-column tile would.
+#[test]
+fn texture_tile_narrows_for_few_columns() {
+    assert_eq!(linear::texture_quads(64), 2, "a 64-column head");
+    assert_eq!(linear::texture_quads(8), 1);
+    assert_eq!(linear::texture_quads(577), 3, "attention's scores");
+    assert_eq!(linear::texture_quads(2304), 3);
+    for n in 1..2000 {
+        let q = linear::texture_quads(n);
+        assert!((1..=3).contains(&q));
+        assert!(
+            n.next_multiple_of(32 * q) <= n.next_multiple_of(linear::TEXTURE_COLS),
+            "n = {n}: {q} quads read past a 96-column tile"
+        );
+    }
+}

@@ -39,6 +39,20 @@ const TILE: usize = 128;
 pub const TEXTURE_ROWS: usize = 16;
 pub const TEXTURE_COLS: usize = 96;
 
+/// Quads (4 columns each) per lane of the texture products' tile for `n` columns, the
+/// shader's TEX_QUADS: 3 (96 columns per workgroup) unless a narrower tile computes enough fewer
+/// padding columns to pay for its worse loads-per-multiply ratio. The estimate per k step of
+/// a lane is 16 x texel loads + 4 w loads per quad and 64 vec4 multiply-adds per quad, a
+/// texel load counted as 4 multiply-adds. A narrower tile never reads past the columns a
+/// 96-column one would (the padding every w texture has).
+pub fn texture_quads(n: usize) -> usize {
+    let cost = |q: usize| n.next_multiple_of(32 * q) * (80 * q + 64) / q;
+    (1..=3)
+        .filter(|&q| n.next_multiple_of(32 * q) <= n.next_multiple_of(TEXTURE_COLS))
+        .min_by_key(|&q| (cost(q), 3 - q))
+        .unwrap_or(3)
+}
+
 /// Keep in sync with `Params` in shaders/linear.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -678,12 +692,16 @@ pub fn record_io(
     // The epilogue's steps, compiled into the pipeline (see the override constants in
     // shaders/linear.wgsl).
     let on = |b: bool| if b { 1.0 } else { 0.0 };
-    let constants = [
+    let quads = texture_quads(shape.n);
+    let tile_constants = [
         ("BIAS", on(bias.is_some())),
         ("GELU", on(shape.gelu)),
         ("RESIDUAL", on(residual.is_some())),
         ("ROW_BIAS", on(shape.row_bias)),
+        ("TEX_QUADS", quads as f64),
     ];
+    // The buffer variants have no TEX_QUADS.
+    let constants = &tile_constants[..4];
     let at = shape.at;
     assert!(
         variant.layout() == WeightLayout::Texture
@@ -765,7 +783,7 @@ pub fn record_io(
                     flops,
                     bytes,
                 },
-                &constants,
+                constants,
             );
         }
         WeightStore::Texture(wt) => {
@@ -874,14 +892,14 @@ pub fn record_io(
                         out,
                     ],
                     workgroups: [
-                        shape.n.div_ceil(TEXTURE_COLS) as u32,
+                        shape.n.div_ceil(32 * quads) as u32,
                         shape.m.div_ceil(TEXTURE_ROWS) as u32,
                         u(shape.repeat),
                     ],
                     flops,
                     bytes,
                 },
-                &constants,
+                &tile_constants,
             );
         }
     }
