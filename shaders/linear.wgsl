@@ -269,6 +269,18 @@ const TEX_LANES: u32 = 8u;
 // columns (attention's context: 64 per head, of which a 96-column tile would waste a third).
 // The quads past it are constant-false branches that the compiler drops, with their loads.
 override TEX_QUADS: u32 = {TQ}u;
+// K not a multiple of 4: the last k step reads w rows past K, which belong to whatever follows
+// the operand in its texture (attention's values: the next image's first tokens). x is zero
+// there, but 0 x inf is NaN, so those rows are zeroed: a non-finite image never reaches its
+// batch-mates. Off (and compiled out) for every other product.
+override K_TAIL: bool = false;
+
+fn w_rows_in_k(w: vec4<f32>, row: i32) -> vec4<f32> {
+    if (K_TAIL) {
+        return select(w, vec4<f32>(0.0), row >= i32(p.k));
+    }
+    return w;
+}
 
 // Bias, GELU and residual for columns 4 * quad.. of row r; zero past N.
 fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
@@ -317,7 +329,7 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // #end
 // #for c in 0..4
 // #for q in 0..TQ
-        let w{q}_{c} = textureLoad(wt_{W}, vec2<i32>(wc + {8 * q}, wr + 4 * kq + {c}));
+        let w{q}_{c} = w_rows_in_k(textureLoad(wt_{W}, vec2<i32>(wc + {8 * q}, wr + 4 * kq + {c})), 4 * kq + {c});
 // #end
 // #end
 // #for r in 0..TR

@@ -17,19 +17,12 @@ struct Params {
 // transpose, from_texture and im2col_texture read a matrix texture instead of x.
 @group(0) @binding(1) var src: texture_storage_2d<rgba32float, read>;
 
-// Workgroups: x runs along a row (64 texels each), y is the row, so no lane divides (on
-// lavapipe an integer division by a uniform is one scalar division per lane).
-@compute @workgroup_size(64, 1, 1)
-fn main(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let r = wid.y;
-    let c = wid.x * 64u + lid;
-    if (r >= p.rows || c >= p.texels_wide) {
-        return;
-    }
-    let base = r * p.row_stride + 4u * c;
+// from_texture: the inverse of main, a matrix texture back into a row-major buffer (stage
+// captures, and kernels that only read buffers after a producer that stored a texture).
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;          // [rows, row_stride]
+
+// Texel (c, r) and the values it holds, x[r * row_stride + 4c ..] up to `cols`.
+fn copy_to(c: u32, r: u32, base: u32) {
     var v = vec4<f32>(0.0);
     for (var e = 0u; e < 4u; e++) {
         if (4u * c + e < p.cols) {
@@ -39,12 +32,20 @@ fn main(
     textureStore(out, vec2<u32>(c, r), v);
 }
 
-// from_texture: the inverse of main, a matrix texture back into a row-major buffer (stage
-// captures, and kernels that only read buffers after a producer that stored a texture).
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;          // [rows, row_stride]
+fn copy_from(c: u32, r: u32, base: u32) {
+    let v = textureLoad(src, vec2<u32>(c, r));
+    for (var e = 0u; e < 4u; e++) {
+        if (4u * c + e < p.cols) {
+            dst[base + e] = v[e];
+        }
+    }
+}
 
+// Workgroups: x runs along a row (64 texels each), y is the row, so no lane divides (on
+// lavapipe an integer division by a uniform is one scalar division per lane).
+// #for (NAME, DIR) in (main, to) (from_texture, from)
 @compute @workgroup_size(64, 1, 1)
-fn from_texture(
+fn {NAME}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
@@ -53,14 +54,9 @@ fn from_texture(
     if (r >= p.rows || c >= p.texels_wide) {
         return;
     }
-    let v = textureLoad(src, vec2<u32>(c, r));
-    let base = r * p.row_stride + 4u * c;
-    for (var e = 0u; e < 4u; e++) {
-        if (4u * c + e < p.cols) {
-            dst[base + e] = v[e];
-        }
-    }
+    copy_{DIR}(c, r, r * p.row_stride + 4u * c);
 }
+// #end
 
 // transpose: columns col0.. col0 + dim of a [batch * seq, *] matrix texture, image by image,
 // into a [batch * dim, seq] matrix texture: out row b * dim + j, column t holds src row

@@ -242,3 +242,36 @@ fn f16_weights_stay_close_and_keep_top1() {
         }
     }
 }
+
+/// A non-finite image is its own error only: the images batched with it get the logits they
+/// get alone. (Attention's context product reads values in steps of 4 keys; with 37 tokens
+/// the last step reached the next image's first values, weighted by zero probabilities, and
+/// 0 x inf is NaN: a bad image turned the image before it into NaN, layer by layer.)
+#[test]
+fn a_non_finite_image_does_not_reach_its_batch_mates() {
+    let model = Model::load(gpu(), &fixture("tiny")).unwrap();
+    let n = model.image_len();
+    let good = |seed| common::random(seed, n, -2.0, 2.0);
+    let (a, c) = (good(1), good(2));
+    // Finite pixels whose conv products overflow float32.
+    let bad = vec![3e38f32; n];
+    let batch = [a.clone(), bad, c.clone(), a.clone()].concat();
+    let logits = model.forward(&batch, 4).unwrap();
+    let labels = logits.len() / 4;
+    let image = |i: usize| &logits[i * labels..(i + 1) * labels];
+    assert!(
+        image(1).iter().any(|v| !v.is_finite()),
+        "the overflowing image should have non-finite logits: {:?}",
+        image(1)
+    );
+    for (i, alone) in [(0, &a), (2, &c), (3, &a)] {
+        let want = model.forward(alone, 1).unwrap();
+        common::assert_close(
+            &format!("image {i} batched with a bad one"),
+            image(i),
+            &want,
+            1e-6,
+            1e-5,
+        );
+    }
+}

@@ -699,6 +699,7 @@ pub fn record_io(
         ("RESIDUAL", on(residual.is_some())),
         ("ROW_BIAS", on(shape.row_bias)),
         ("TEX_QUADS", quads as f64),
+        ("K_TAIL", on(!shape.k.is_multiple_of(4))),
     ];
     // The buffer variants have no TEX_QUADS.
     let constants = &tile_constants[..4];
