@@ -181,23 +181,27 @@ impl Worker {
             let pixels: Vec<f32> = jobs.iter().flat_map(|j| j.pixels.iter().copied()).collect();
             let total: usize = jobs.iter().map(|j| j.images).sum();
             match self.forward(&pixels, total) {
-                Ok(logits) => self.answer(jobs, logits),
-                // A pass that fails as a whole must not fail the others' requests because of
-                // one of them: each is tried again on its own.
-                Err(_) if jobs.len() > 1 => {
+                // An image without an answer may have taken others in its pass down with it
+                // (a non-finite activation can leak across images in some kernels), and a
+                // pass that fails as a whole may be one request's fault: either way, with
+                // several requests in the pass, each is run again on its own, so no request
+                // pays for another's input.
+                Ok(logits) if jobs.len() == 1 || logits.iter().all(Result::is_ok) => {
+                    self.answer(jobs, logits)
+                }
+                Err(e) if jobs.len() == 1 => {
                     for job in jobs {
-                        let result = self.forward(&job.pixels, job.images);
-                        match result {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                }
+                _ => {
+                    for job in jobs {
+                        match self.forward(&job.pixels, job.images) {
                             Ok(logits) => self.answer(vec![job], logits),
                             Err(e) => {
                                 let _ = job.reply.send(Err(e));
                             }
                         }
-                    }
-                }
-                Err(e) => {
-                    for job in jobs {
-                        let _ = job.reply.send(Err(e.clone()));
                     }
                 }
             }

@@ -128,7 +128,7 @@ impl Metrics {
         self.lock().rejected_queue_full += 1;
     }
 
-    pub fn render(&self, queue: &QueueState, ready: bool) -> String {
+    pub fn render(&self, queue: &QueueState, in_flight: usize, ready: bool) -> String {
         let m = self.lock();
         let mut out = String::new();
         out.push_str(
@@ -171,12 +171,17 @@ impl Metrics {
              # TYPE vit_hybrid_queue_capacity gauge\nvit_hybrid_queue_capacity {}\n\
              # HELP vit_hybrid_queue_rejected_total Requests refused with 503 because the queue was full.\n\
              # TYPE vit_hybrid_queue_rejected_total counter\nvit_hybrid_queue_rejected_total {}\n\
+             # HELP vit_hybrid_inference_requests_in_flight Inference requests (infer, classify) \
+             received and not yet answered.\n\
+             # TYPE vit_hybrid_inference_requests_in_flight gauge\n\
+             vit_hybrid_inference_requests_in_flight {}\n\
              # HELP vit_hybrid_ready 1 once the model is loaded and warmed.\n\
              # TYPE vit_hybrid_ready gauge\nvit_hybrid_ready {}\n",
             queue.requests,
             queue.images,
             queue.capacity,
             m.rejected_queue_full,
+            in_flight,
             u8::from(ready)
         );
         out
@@ -206,6 +211,7 @@ mod tests {
                 images: 5,
                 capacity: 9,
             },
+            3,
             true,
         );
         for line in [
@@ -218,6 +224,7 @@ mod tests {
             "vit_hybrid_batch_size_count 4",
             "vit_hybrid_queue_depth 2",
             "vit_hybrid_queue_images 5",
+            "vit_hybrid_inference_requests_in_flight 3",
             "vit_hybrid_ready 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -58,6 +58,8 @@ pub struct App {
     queue: Arc<Queue>,
     metrics: Arc<Metrics>,
     max_body: usize,
+    /// Inference requests between their arrival and their answer.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// Why the server stops.
@@ -92,6 +94,7 @@ async fn serve(
         queue: Arc::new(Queue::new(args.max_queue as usize)),
         metrics: Arc::new(Metrics::new(max_batch)),
         max_body: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
+        in_flight: Default::default(),
     });
     eprintln!(
         "vit-hybrid serve: listening on http://{addr} (model {:?} loading)",

@@ -216,9 +216,11 @@ fn readiness(app: &App, name: &str, version: Option<&str>) -> Response {
 }
 
 async fn metrics(State(app): Shared) -> Response {
-    let text = app
-        .metrics
-        .render(&app.queue.state(), app.ready.load(Ordering::SeqCst));
+    let text = app.metrics.render(
+        &app.queue.state(),
+        app.in_flight.load(Ordering::SeqCst),
+        app.ready.load(Ordering::SeqCst),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -356,6 +358,22 @@ async fn infer_v(
         .unwrap_or_else(|r| r)
 }
 
+/// Counts an inference request in flight while it lives.
+struct InFlight<'a>(&'a App);
+
+impl<'a> InFlight<'a> {
+    fn new(app: &'a App) -> Self {
+        app.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(app)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn infer_with(
     app: &App,
     name: &str,
@@ -363,6 +381,7 @@ async fn infer_with(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Response> {
+    let _in_flight = InFlight::new(app);
     let model = served_model(app, name, version)?;
     let header_len = match headers.get(oip::HEADER_LENGTH) {
         None => None,
@@ -459,6 +478,7 @@ async fn classify(
     query: Result<Query<ClassifyQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Response {
+    let _in_flight = InFlight::new(&app);
     let run = async {
         let Query(q) =
             query.map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?;
