@@ -66,7 +66,10 @@ fn main() {
                         let t = Instant::now();
                         let r = server::post(&url, &[], &images[i % images.len()]).unwrap();
                         assert_eq!(r.status, 200, "{}", r.text());
-                        latencies.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+                        latencies
+                            .lock()
+                            .unwrap()
+                            .push(t.elapsed().as_secs_f64() * 1e3);
                     }
                 });
             }

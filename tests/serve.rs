@@ -478,11 +478,11 @@ fn a_full_queue_answers_503_with_retry_after() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         // The GPU is busy with it; one request may wait, the next is refused.
-        let waiting = scope.spawn(|| post_json(&url, &image_request(&[file.clone()])));
+        let waiting = scope.spawn(|| post_json(&url, &image_request(std::slice::from_ref(&file))));
         while s.metric("vit_hybrid_queue_depth") < 1.0 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let refused = post_json(&url, &image_request(&[file.clone()]));
+        let refused = post_json(&url, &image_request(std::slice::from_ref(&file)));
         assert!(
             s.metric("vit_hybrid_batch_size_count") < 400.0,
             "the long request ended before the check; it proves nothing"

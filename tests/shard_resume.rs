@@ -74,7 +74,13 @@ fn shards_are_disjoint_cover_every_input_and_match_json_output() {
     let images_arg = images.to_str().unwrap();
     // The whole set in one run, as `--json` prints it.
     let (code, stdout, stderr) = run(&[
-        "classify", "--model", &model(), "--json", "--top-k", "3", images_arg,
+        "classify",
+        "--model",
+        &model(),
+        "--json",
+        "--top-k",
+        "3",
+        images_arg,
     ]);
     assert_eq!(code, 1, "the broken file fails, the rest succeed: {stderr}");
     let whole: Vec<Value> = stdout
@@ -107,7 +113,11 @@ fn shards_are_disjoint_cover_every_input_and_match_json_output() {
     let names = inputs_of(&all);
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len(), "an input is in two shards");
-    assert_eq!(names.len(), whole.len(), "the shards do not cover every input");
+    assert_eq!(
+        names.len(),
+        whole.len(),
+        "the shards do not cover every input"
+    );
     // Each line is the one `--json` prints for that input.
     for line in &all {
         let same = whole.iter().find(|w| w["input"] == line["input"]).unwrap();
@@ -140,7 +150,13 @@ fn resume_repairs_a_cut_line_and_runs_only_what_is_missing() {
     let out = dir.path().join("results.jsonl");
     let out_arg = out.to_str().unwrap();
     let args = [
-        "classify", "--model", &model(), "--output", out_arg, "--resume", images_arg,
+        "classify",
+        "--model",
+        &model(),
+        "--output",
+        out_arg,
+        "--resume",
+        images_arg,
     ];
     let (_, _, stderr) = run(&args);
     let complete = lines(&out);
@@ -173,7 +189,10 @@ fn resume_repairs_a_cut_line_and_runs_only_what_is_missing() {
     b.sort();
     assert_eq!(a, b);
     for line in &resumed {
-        let same = complete.iter().find(|c| c["input"] == line["input"]).unwrap();
+        let same = complete
+            .iter()
+            .find(|c| c["input"] == line["input"])
+            .unwrap();
         assert_eq!(line, same);
     }
 
@@ -202,7 +221,10 @@ fn bad_shard_values_are_clear_errors() {
             "whatever.png",
         ]);
         assert_eq!(code, 2, "{bad}: {stderr}");
-        assert!(stderr.contains("--shard") && stderr.contains(says), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--shard") && stderr.contains(says),
+            "{bad}: {stderr}"
+        );
     }
     let (code, _, stderr) = run(&["classify", "--resume", "whatever.png"]);
     assert_eq!(code, 2);
