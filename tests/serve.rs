@@ -66,6 +66,14 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A server of the demo model named NAME, with `args`.
+fn start_digits(args: &[&str]) -> Server {
+    let model = digits_model();
+    let mut all = vec!["--model", model.as_str(), "--name", NAME];
+    all.extend_from_slice(args);
+    Server::start(&all)
+}
+
 fn infer_url(s: &Server) -> String {
     s.url(&format!("/v2/models/{NAME}/infer"))
 }
@@ -111,16 +119,7 @@ fn raw_exchange(s: &Server, request: &[u8], then: &[u8], repeat: usize) -> Strin
 
 #[test]
 fn every_endpoint_answers_like_classify() {
-    let mut s = Server::start(&[
-        "--model",
-        &digits_model(),
-        "--name",
-        NAME,
-        "--max-batch",
-        "4",
-        "--max-body-bytes",
-        "200000",
-    ]);
+    let mut s = start_digits(&["--max-batch", "4", "--max-body-bytes", "200000"]);
     let answers = classify_answers();
     let labels = logits_of(&answers[0].1).len();
 
@@ -294,33 +293,23 @@ fn every_endpoint_answers_like_classify() {
     // Errors: each a JSON {"error"} naming the cause.
     let bad = |body: &[u8]| post(&infer_url(&s), &[], body).unwrap().error(400);
     assert!(bad(b"{\"inputs\": [").contains("malformed JSON"));
-    let e = bad(
-        json!({"inputs": [{"name": "pixel_values", "datatype": "FP64",
-        "shape": [1, 3, 48, 48], "data": [0]}]})
-        .to_string()
-        .as_bytes(),
-    );
+    let bad_input = |name: &str, datatype: &str, shape: Value, data: Value| {
+        let req = json!({"inputs": [{"name": name, "datatype": datatype, "shape": shape,
+            "data": data}]});
+        bad(req.to_string().as_bytes())
+    };
+    let e = bad_input("pixel_values", "FP64", json!([1, 3, 48, 48]), json!([0]));
     assert!(e.contains("expected FP32"), "{e}");
-    let e = bad(
-        json!({"inputs": [{"name": "pixel_values", "datatype": "FP32",
-        "shape": [1, 3, 32, 32], "data": [0]}]})
-        .to_string()
-        .as_bytes(),
-    );
+    let e = bad_input("pixel_values", "FP32", json!([1, 3, 32, 32]), json!([0]));
     assert!(e.contains("shape"), "{e}");
-    let e = bad(
-        json!({"inputs": [{"name": "pixel_values", "datatype": "FP32",
-        "shape": [1, 3, 48, 48], "data": [0.5, 1.0]}]})
-        .to_string()
-        .as_bytes(),
+    let e = bad_input(
+        "pixel_values",
+        "FP32",
+        json!([1, 3, 48, 48]),
+        json!([0.5, 1.0]),
     );
     assert!(e.contains("2 values") && e.contains("6912"), "{e}");
-    let e = bad(
-        json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2],
-        "data": [b64(&files[0])]}]})
-        .to_string()
-        .as_bytes(),
-    );
+    let e = bad_input("image", "BYTES", json!([2]), json!([b64(&files[0])]));
     assert!(e.contains("1 elements"), "{e}");
     let e = bad(image_request(&[b"not an image at all".to_vec()])
         .to_string()
@@ -402,16 +391,7 @@ fn every_endpoint_answers_like_classify() {
 
 #[test]
 fn concurrent_clients_are_batched_and_each_gets_its_own_answer() {
-    let s = Server::start(&[
-        "--model",
-        &digits_model(),
-        "--name",
-        NAME,
-        "--max-batch",
-        "8",
-        "--max-delay-ms",
-        "100",
-    ]);
+    let s = start_digits(&["--max-batch", "8", "--max-delay-ms", "100"]);
     let answers = classify_answers();
     let labels = logits_of(&answers[0].1).len();
     let url = infer_url(&s);
@@ -458,16 +438,7 @@ fn concurrent_clients_are_batched_and_each_gets_its_own_answer() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
-    let s = Server::start(&[
-        "--model",
-        &digits_model(),
-        "--name",
-        NAME,
-        "--max-batch",
-        "1",
-        "--max-queue",
-        "1",
-    ]);
+    let s = start_digits(&["--max-batch", "1", "--max-queue", "1"]);
     let answers = classify_answers();
     let file = std::fs::read(&answers[0].0).unwrap();
     let url = infer_url(&s);
@@ -497,14 +468,7 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn sigterm_answers_every_accepted_request_then_exits_0() {
-    let mut s = Server::start(&[
-        "--model",
-        &digits_model(),
-        "--name",
-        NAME,
-        "--max-batch",
-        "2",
-    ]);
+    let mut s = start_digits(&["--max-batch", "2"]);
     let answers = classify_answers();
     let labels = logits_of(&answers[0].1).len();
     let file = std::fs::read(&answers[2].0).unwrap();
