@@ -8,13 +8,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
-use serde_json::json;
 use vit_hybrid::model::Precision;
 use vit_hybrid::{Classification, Gpu, GpuOptions, Model, hub, npy, preprocess};
 
 #[cfg(feature = "gui")]
 mod gui;
 mod inputs;
+mod result_json;
+mod results_file;
+#[cfg(not(target_arch = "wasm32"))]
+mod serve;
+mod shard;
 
 #[derive(Parser)]
 #[command(
@@ -68,8 +72,27 @@ enum Command {
         /// Images per forward pass (default: chosen from the adapter).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Classify only shard K of N (1-based, e.g. 2/8): the inputs whose path, as given or
+        /// found in a folder, hashes to K. The N shards are disjoint and cover every input.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<shard::Shard>,
+        /// Append one JSON line per input to FILE as each finishes (instead of printing).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Skip the inputs --output's FILE already answers (a cut last line is removed first).
+        #[arg(long, requires = "output")]
+        resume: bool,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+    },
+    /// Serve the model over HTTP: the Open Inference Protocol (KServe v2 REST), POST /classify
+    /// and Prometheus /metrics, with dynamic batching.
+    #[cfg(not(target_arch = "wasm32"))]
+    Serve {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
     },
     /// Write the float32 [1, 3, H, W] tensor the network would get for an image.
     Preprocess {
@@ -260,6 +283,8 @@ struct Printer {
     json: bool,
     logits: bool,
     failures: usize,
+    /// `--output`: every result goes there as a JSON line, nothing to stdout.
+    file: Option<results_file::ResultsFile>,
 }
 
 impl Printer {
@@ -270,17 +295,20 @@ impl Printer {
         result: Result<Classification, String>,
     ) -> Result<()> {
         let name = path.display().to_string();
+        if let Some(file) = &mut self.file {
+            let line = match &result {
+                Ok(c) => result_json::classification(&name, c, self.logits),
+                Err(e) => {
+                    self.failures += 1;
+                    eprintln!("error: {name}: {e}");
+                    result_json::error(&name, e)
+                }
+            };
+            return file.append(&line);
+        }
         match result {
             Ok(c) if self.json => {
-                let top: Vec<_> = c
-                    .top
-                    .iter()
-                    .map(|p| json!({"index": p.index, "label": p.label, "probability": p.probability}))
-                    .collect();
-                let mut obj = json!({"input": name, "top": top});
-                if self.logits {
-                    obj["logits"] = json!(c.logits);
-                }
+                let obj = result_json::classification(&name, &c, self.logits);
                 writeln!(out, "{obj}")?;
             }
             Ok(c) => {
@@ -303,7 +331,7 @@ impl Printer {
                 self.failures += 1;
                 eprintln!("error: {name}: {e}");
                 if self.json {
-                    writeln!(out, "{}", json!({"input": name, "error": e}))?;
+                    writeln!(out, "{}", result_json::error(&name, &e))?;
                 }
             }
         }
@@ -315,12 +343,11 @@ impl Printer {
 /// each batch is printed as soon as it is done, and a bad input is reported in its place.
 fn classify(
     model: &Model,
-    paths: &[PathBuf],
+    files: Vec<PathBuf>,
     top_k: usize,
     printer: &mut Printer,
     batch: usize,
 ) -> Result<()> {
-    let files = inputs::expand(paths);
     let total = files.len() as u64;
     let bar = if std::io::stderr().is_terminal() && total > 1 {
         let bar = indicatif::ProgressBar::new(total);
@@ -526,15 +553,59 @@ fn preprocess_cmd(model: &str, image: &Path, out: &Path) -> Result<()> {
 
 /// Ok(true): everything worked; Ok(false): some inputs failed.
 fn run() -> Result<bool> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // tests/deploy.rs runs the deployment files' command lines through this parser, without
+    // a model: the arguments that parsed, as a JSON array on stdout.
+    if std::env::var_os("VIT_HYBRID_PARSE_ONLY").is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        println!("{}", serde_json::to_string(&args)?);
+        return Ok(true);
+    }
+    match cli.command {
         Command::Classify {
             model,
             top_k,
             json,
             logits,
             batch_size,
+            shard,
+            output,
+            resume,
             inputs,
         } => {
+            let mut files = inputs::expand(&inputs);
+            if let Some(shard) = shard {
+                let all = files.len();
+                files.retain(|f| shard.contains(f));
+                eprintln!("shard {shard}: {} of {all} inputs", files.len());
+            }
+            let file = match &output {
+                None => None,
+                Some(path) => {
+                    let (file, existing) = results_file::ResultsFile::open(path, resume)?;
+                    if existing.cut > 0 {
+                        eprintln!(
+                            "{}: removed a cut last line ({} bytes)",
+                            path.display(),
+                            existing.cut
+                        );
+                    }
+                    if resume {
+                        let before = files.len();
+                        files.retain(|f| !existing.answered.contains(&f.display().to_string()));
+                        eprintln!(
+                            "resume: {} of {before} inputs already in {}, {} to go",
+                            before - files.len(),
+                            path.display(),
+                            files.len()
+                        );
+                    }
+                    Some(file)
+                }
+            };
+            if files.is_empty() {
+                return Ok(true);
+            }
             let model = open(&model)?;
             let batch = match batch_size {
                 Some(b) => b.max(1),
@@ -544,10 +615,13 @@ fn run() -> Result<bool> {
                 json,
                 logits,
                 failures: 0,
+                file,
             };
-            classify(&model, &inputs, top_k, &mut printer, batch)?;
+            classify(&model, files, top_k, &mut printer, batch)?;
             Ok(printer.failures == 0)
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        Command::Serve { model, serve } => serve::run(serve, move || open(&model)).map(|_| true),
         Command::Preprocess { model, image, out } => {
             preprocess_cmd(&model, &image, &out).map(|_| true)
         }

@@ -145,6 +145,7 @@ fn print_result(path: &Path, top: &[Prediction]) {
         json: false,
         logits: false,
         failures: 0,
+        file: None,
     };
     let result = Classification {
         logits: Vec::new(),
