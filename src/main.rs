@@ -472,10 +472,10 @@ fn info(model: &Model) -> Result<()> {
     if cpu {
         println!(
             "conv2d:       texture products storing textures that the group norms read \
-             (linear:main_texture_f32_to_texture4, group_norm:*_slices_texture); 1x1 stride-1 \
-             convs read their input copied into a texture, every other conv its im2col patches \
-             (to_texture:im2col); buffer kernels (8x4 invocations owning 32x16 outputs) only past \
-             the texture limits"
+             (linear:main_texture_f32_to_texture4, group_norm:*_slices_texture*); the norms \
+             store the next conv's input texture, which 1x1 stride-1 convs read in place and \
+             every other conv through its im2col patches (to_texture:im2col_texture); buffer \
+             kernels (8x4 invocations owning 32x16 outputs) only past the texture limits"
         );
     } else {
         println!("conv2d:       GPU block layout (16x16 invocations owning 8x8 outputs)");
