@@ -58,15 +58,15 @@ fn answer(mut stream: TcpStream, cors: bool) -> std::io::Result<()> {
                 .join(if rest.is_empty() { "index.html" } else { rest }),
         )
     };
-    let body = file.and_then(|f| std::fs::read(f).ok());
-    let kind = match path.rsplit('.').next() {
-        Some("html") | None => "text/html; charset=utf-8",
+    let kind = match file.as_ref().and_then(|f| f.extension()?.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript",
         Some("wasm") => "application/wasm",
         Some("json") => "application/json",
         Some("png") => "image/png",
         _ => "application/octet-stream",
     };
+    let body = file.and_then(|f| std::fs::read(f).ok());
     let allow = if cors {
         "Access-Control-Allow-Origin: *\r\n"
     } else {
@@ -94,18 +94,31 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value
         body.len()
     )
     .unwrap();
-    let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    // chromedriver answers with a Content-Length body, or chunked on some versions.
-    let payload = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+    // Read by Content-Length: chromedriver may keep the connection open.
+    let mut reader = BufReader::new(s);
+    let mut head = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 2 {
+        head.push_str(&line);
+        line.clear();
+    }
+    let lower = head.to_ascii_lowercase();
+    let payload = if let Some(n) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
     {
-        dechunk(payload)
+        let mut body = vec![0; n];
+        reader.read_exact(&mut body).unwrap();
+        String::from_utf8_lossy(&body).into_owned()
     } else {
-        payload.to_string()
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        if lower.contains("transfer-encoding: chunked") {
+            dechunk(&rest)
+        } else {
+            rest
+        }
     };
     serde_json::from_str(&payload)
         .unwrap_or_else(|e| panic!("chromedriver {method} {path}: {e}: {head}\n{payload}"))
@@ -119,7 +132,7 @@ fn dechunk(mut s: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        s = &rest[n..].trim_start_matches("\r\n");
+        s = rest[n..].trim_start_matches("\r\n");
     }
     out
 }
@@ -128,25 +141,6 @@ struct Driver {
     child: Child,
     port: u16,
     session: String,
-    _profile: tempfile_dir::Dir,
-}
-
-mod tempfile_dir {
-    /// A fresh Chromium profile folder, removed at the end.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("vit-hybrid-web-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn chromium() -> String {
@@ -182,12 +176,12 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let profile = tempfile_dir::Dir::new();
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
             "binary": binary,
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--enable-unsafe-webgpu", "--window-size=1100,900",
-                     format!("--user-data-dir={}", profile.0.display())],
+                     "--enable-unsafe-webgpu", "--window-size=1100,900"],
         }}}});
         let r = webdriver(port, "POST", "/session", Some(&caps));
         let session = r["value"]["sessionId"]
@@ -198,8 +192,8 @@ impl Driver {
             child,
             port,
             session,
-            _profile: profile,
         };
+        eprintln!("page: chromedriver session {}", d.session);
         d.call("POST", "timeouts", json!({"script": 600_000}));
         d
     }
@@ -215,7 +209,23 @@ impl Driver {
     }
 
     /// Runs an async function body in the page and returns `{ok}` or `{err}`.
+    /// The page's console since the last call, for failure messages.
+    fn console(&self) -> String {
+        let path = format!("/session/{}/se/log", self.session);
+        let r = webdriver(self.port, "POST", &path, Some(&json!({"type": "browser"})));
+        r["value"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|e| format!("{} {}", e["level"], e["message"]))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+
     fn run(&self, body: &str, args: Value) -> Result<Value, String> {
+        eprintln!("page: {}", body.lines().next().unwrap_or(""));
         let script = format!(
             "const done = arguments[arguments.length - 1];
              (async (...args) => {{ {body} }})(...arguments[0])
@@ -228,7 +238,7 @@ impl Driver {
             json!({"script": script, "args": [args]}),
         );
         match r.get("err").and_then(Value::as_str) {
-            Some(e) => Err(e.to_string()),
+            Some(e) => Err(format!("{e}\n(page console:\n{})", self.console())),
             None => Ok(r["ok"].clone()),
         }
     }
