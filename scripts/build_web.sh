@@ -15,10 +15,10 @@ if [ "$have" != "$want" ]; then
     exit 1
 fi
 
-cargo build --locked --target wasm32-unknown-unknown --profile web -p vit-hybrid-web
+cargo build --locked --target wasm32-unknown-unknown --profile wasm-release -p vit-hybrid-web
 rm -rf "$out"
 mkdir -p "$out"
 wasm-bindgen --target web --no-typescript --out-dir "$out" \
-    target/wasm32-unknown-unknown/web/vit_hybrid_web.wasm
+    target/wasm32-unknown-unknown/wasm-release/vit_hybrid_web.wasm
 cp web/index.html web/app.js web/vit-hybrid.js "$out"/
 ls -l "$out"

@@ -16,6 +16,6 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT=900
-cargo test --locked --target wasm32-unknown-unknown --profile web -p vit-hybrid-web --test browser
+cargo test --locked --target wasm32-unknown-unknown --profile wasm-release -p vit-hybrid-web --test browser
 
 cargo test --locked --release -p vit-hybrid-web --test page -- --nocapture

@@ -112,10 +112,29 @@ function emitProgress(detail, onProgress) {
 
 async function loadContents(config, preprocessor, weights, options) {
   try {
-    return await wasm.loadModel(config, preprocessor, weights, options?.precision === "f16");
+    const f16 = options?.precision === "f16";
+    return await withAdapterNames(await wasm.loadModel(config, preprocessor, weights, f16));
   } catch (e) {
     throw asError(e);
   }
+}
+
+// wgpu leaves the adapter's name empty on WebGPU: ask the browser what it is.
+async function withAdapterNames(info) {
+  const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  const b = a?.info;
+  if (b) {
+    const fallback = Boolean(b.isFallbackAdapter ?? a.isFallbackAdapter);
+    const name = [b.vendor, b.architecture, b.device, b.description].filter(Boolean).join(" ");
+    Object.assign(info.adapter, {
+      name: name || "WebGPU adapter",
+      vendor: b.vendor,
+      architecture: b.architecture,
+      isFallbackAdapter: fallback,
+      description: `${name || "WebGPU adapter"} (WebGPU${fallback ? ", software fallback" : ""})`,
+    });
+  }
+  return info;
 }
 
 function decodeText(bytes, name) {
@@ -196,7 +215,7 @@ const vitHybrid = {
   info() {
     return serial(async () => {
       try {
-        return await wasm.info();
+        return await withAdapterNames(await wasm.info());
       } catch (e) {
         throw asError(e);
       }
