@@ -77,11 +77,11 @@ pub async fn load_model(
     // CPU adapter (SwiftShader) takes for the full-size model, so the page keeps compositing
     // and no watchdog sees a hung GPU. On a GPU it costs a few round trips.
     model.set_submission_flops(Some(vit_hybrid::model::INTERACTIVE_SUBMISSION_FLOPS));
-    // Build the one-image plan now: a model past the adapter's limits fails here, at load.
-    model
-        .forward_async(&vec![0.0; model.image_len()], 1)
+    // Build the one-image plan (buffers, pipelines) now, under error scopes: a model past
+    // the adapter's limits fails here, at load, without spending a forward pass on it.
+    let gpu = model.gpu().clone();
+    gpu.checked("preparing the forward pass", async || model.prepare(1))
         .await
-        .context("a first forward pass")
         .map_err(js_err)?;
     MODEL.with_borrow_mut(|m| *m = Some(Rc::new(model)));
     LAST_PIXELS.with_borrow_mut(|p| *p = None);
