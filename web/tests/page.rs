@@ -224,6 +224,11 @@ impl Driver {
             .unwrap_or_default()
     }
 
+    /// `window.vitHybrid.load(url)`.
+    fn load(&self, url: &str) -> Result<Value, String> {
+        self.run("return await window.vitHybrid.load(args[0]);", json!([url]))
+    }
+
     fn run(&self, body: &str, args: Value) -> Result<Value, String> {
         eprintln!("page: {}", body.lines().next().unwrap_or(""));
         let script = format!(
@@ -296,10 +301,7 @@ fn page_classifies_through_window_vit_hybrid() {
 
     // The API: load without and with a trailing slash, classify, info.
     let info = driver
-        .run(
-            "return await window.vitHybrid.load(args[0]);",
-            json!([format!("{site}/fixtures/digits")]),
-        )
+        .load(&format!("{site}/fixtures/digits"))
         .unwrap_or_else(|e| panic!("loading the digits model over HTTP: {e}"));
     eprintln!("info after load: {info}");
     assert_eq!(info["model"]["labels"], 10, "{info}");
@@ -307,10 +309,7 @@ fn page_classifies_through_window_vit_hybrid() {
     let info = info.unwrap();
     assert!(info["adapter"]["name"].is_string(), "{info}");
     driver
-        .run(
-            "return await window.vitHybrid.load(args[0]);",
-            json!([format!("{site}/fixtures/digits/")]),
-        )
+        .load(&format!("{site}/fixtures/digits/"))
         .unwrap_or_else(|e| panic!("loading with a trailing slash: {e}"));
 
     for (file, want) in examples() {
@@ -359,27 +358,18 @@ fn page_classifies_through_window_vit_hybrid() {
         .expect_err("classifying garbage bytes");
     assert!(broken.contains("image"), "{broken}");
     let missing = driver
-        .run(
-            "return await window.vitHybrid.load(args[0]);",
-            json!([format!("{site}/fixtures/no-such-model")]),
-        )
+        .load(&format!("{site}/fixtures/no-such-model"))
         .expect_err("loading a missing model");
     assert!(
         missing.contains("404") && missing.contains("config.json"),
         "{missing}"
     );
     let cors = driver
-        .run(
-            "return await window.vitHybrid.load(args[0]);",
-            json!([format!("{elsewhere}/fixtures/digits")]),
-        )
+        .load(&format!("{elsewhere}/fixtures/digits"))
         .expect_err("loading from an origin that refuses CORS");
     assert!(cors.contains("CORS"), "{cors}");
     let mismatched = driver
-        .run(
-            "return await window.vitHybrid.load(args[0]);",
-            json!([format!("{site}/fixtures/preprocess/")]),
-        )
+        .load(&format!("{site}/fixtures/preprocess/"))
         .expect_err("a folder without a model");
     assert!(mismatched.contains("config.json"), "{mismatched}");
     // The failed loads kept the model.
