@@ -314,6 +314,9 @@ impl Model {
         Ok(by_binding.min(self.vit.max_images_per_chunk(&self.gpu)))
     }
 
+    // In the browser wgpu's handles are not Send (one thread there); the Arc serves native
+    // callers on several threads.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn plan(&self, batch: usize, capture: bool) -> Result<Arc<AsyncMutex<Plan>>> {
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = plans.get(&(batch, capture)) {

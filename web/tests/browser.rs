@@ -55,6 +55,7 @@ fn fixtures() -> [Fixture; 3] {
     [fixture!("tiny"), fixture!("odd"), fixture!("patch2")]
 }
 
+#[allow(clippy::arc_with_non_send_sync)] // one thread in the browser
 async fn gpu() -> Arc<Gpu> {
     match Gpu::new_browser().await {
         Ok(g) => Arc::new(g),
@@ -333,6 +334,42 @@ async fn a_broken_model_is_a_clear_error() {
         assert!(
             msg.contains(needle),
             "{what}: error does not name {needle}: {msg}"
+        );
+    }
+}
+
+/// f16 linear weights (unpacked from u32 pairs where the browser has no `shader-f16`, as on
+/// SwiftShader) stay within the bound tests/reference.rs states natively: relative L2 error
+/// of the logits against float64 at most 5e-3.
+#[wasm_bindgen_test]
+async fn f16_weights_stay_close() {
+    let gpu = gpu().await;
+    for f in fixtures() {
+        let model = Model::from_bytes(
+            gpu.clone(),
+            f.config,
+            f.preprocessor,
+            f.weights,
+            Precision::F16,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: loading as f16: {e:#}", f.name));
+        let st = SafeTensors::deserialize(f.reference).unwrap();
+        let (shape, pixels) = f64_tensor(&st, "pixel_values");
+        let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+        let logits = model.forward_async(&pixels, shape[0]).await.unwrap();
+        let (_, want) = f64_tensor(&st, "logits");
+        let num: f64 = logits
+            .iter()
+            .zip(&want)
+            .map(|(&g, &w)| (g as f64 - w).powi(2))
+            .sum();
+        let den: f64 = want.iter().map(|w| w * w).sum();
+        let err = (num / den).sqrt();
+        assert!(
+            err <= 5e-3,
+            "{}: f16 logits relative L2 error {err:e} > 5e-3",
+            f.name
         );
     }
 }
