@@ -151,7 +151,13 @@ impl Gpu {
     /// Opens a device on `adapter` with the adapter's own limits (wgpu's defaults are far
     /// smaller: 128 MiB bindings) and the optional features the kernels use.
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
-        let info = adapter.get_info();
+        #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+        let mut info = adapter.get_info();
+        // WebGPU does not name its adapter to wgpu; errors still need something to say.
+        #[cfg(target_arch = "wasm32")]
+        if info.name.is_empty() {
+            info.name = "the browser's WebGPU adapter".into();
+        }
         let limits = adapter.limits();
         // Timestamps make `profile` exact and SHADER_F16 lets f16 linears load their weights
         // natively, where the adapter has them; nothing else is needed.

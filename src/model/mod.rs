@@ -229,6 +229,21 @@ impl Model {
         weights: &HostWeights,
         precision: Precision,
     ) -> Result<Self> {
+        // A tensor past the adapter's buffer limits is this model's error, said here: as a
+        // GPU validation error it would be less clear (and in the browser, uncatchable).
+        let limits = gpu.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        for (name, shape) in config.expected_tensors() {
+            let bytes = 4 * shape.iter().product::<usize>() as u64;
+            ensure!(
+                bytes <= limit,
+                "tensor {name} {shape:?} needs {bytes} bytes on the GPU but adapter {} binds \
+                 at most {limit} bytes: the model is too large for it",
+                gpu.info.name
+            );
+        }
         let backbone = Backbone::load(&gpu, &config, weights)?;
         let vit = Vit::load(&gpu, &config, weights, precision.linear_format())?;
         let info = LoadInfo {
