@@ -373,3 +373,31 @@ async fn f16_weights_stay_close() {
         );
     }
 }
+
+/// A model whose activations do not fit the adapter's buffer limits (the tiny model at an
+/// image size past them) fails with a message naming the limit, not a GPU crash.
+#[wasm_bindgen_test]
+async fn a_model_past_the_adapters_limits_is_a_clear_error() {
+    use vit_hybrid::config::ModelConfig;
+    use vit_hybrid::model::weights::HostWeights;
+    let gpu = gpu().await;
+    let f = &fixtures()[0];
+    let limit = gpu.max_binding_bytes() as f64;
+    // The stem's output, (size / 2)^2 x 16 channels of f32, passes the limit.
+    let side = 32 * ((2.0 * (limit / 64.0).sqrt() + 64.0) / 32.0).ceil() as usize;
+    let mut json: serde_json::Value = serde_json::from_str(f.config).unwrap();
+    json["image_size"] = side.into();
+    json["backbone_featmap_shape"][2] = (side / 16).into();
+    json["backbone_featmap_shape"][3] = (side / 16).into();
+    let config = ModelConfig::from_json_str(&json.to_string()).unwrap();
+    let pre = PreprocessConfig::from_json_str(f.preprocessor).unwrap();
+    let weights = HostWeights::random(&config, 0);
+    let err = async {
+        let model = Model::from_weights_with(gpu.clone(), config, pre, &weights, Precision::F32)?;
+        gpu.checked("preparing", async || model.prepare(1)).await
+    }
+    .await
+    .expect_err("a model past the adapter's limits loaded");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("binds at most"), "unclear error: {msg}");
+}
