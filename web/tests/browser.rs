@@ -76,27 +76,32 @@ fn f64_tensor(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f64>) {
     (t.shape().to_vec(), data)
 }
 
+/// A fixture's model at `precision` and its reference input: (model, batch, pixels, logits).
+async fn run_fixture(
+    gpu: &Arc<Gpu>,
+    f: &Fixture,
+    precision: Precision,
+) -> (Model, usize, Vec<f32>, Vec<f32>) {
+    let model = Model::from_bytes(gpu.clone(), f.config, f.preprocessor, f.weights, precision)
+        .await
+        .unwrap_or_else(|e| panic!("{}: loading ({precision}): {e:#}", f.name));
+    let st = SafeTensors::deserialize(f.reference).unwrap();
+    let (shape, pixels) = f64_tensor(&st, "pixel_values");
+    let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
+    let batch = shape[0];
+    let logits = model
+        .forward_async(&pixels, batch)
+        .await
+        .unwrap_or_else(|e| panic!("{}: forward ({precision}): {e:#}", f.name));
+    (model, batch, pixels, logits)
+}
+
 #[wasm_bindgen_test]
 async fn every_fixture_matches_transformers() {
     let gpu = gpu().await;
     for f in fixtures() {
-        let model = Model::from_bytes(
-            gpu.clone(),
-            f.config,
-            f.preprocessor,
-            f.weights,
-            Precision::F32,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{}: loading: {e:#}", f.name));
+        let (model, batch, pixels, logits) = run_fixture(&gpu, &f, Precision::F32).await;
         let st = SafeTensors::deserialize(f.reference).unwrap();
-        let (shape, pixels) = f64_tensor(&st, "pixel_values");
-        let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
-        let batch = shape[0];
-        let logits = model
-            .forward_async(&pixels, batch)
-            .await
-            .unwrap_or_else(|e| panic!("{}: forward: {e:#}", f.name));
         let (lshape, want) = f64_tensor(&st, "logits");
         assert_eq!(logits.len(), lshape.iter().product::<usize>(), "{}", f.name);
         let (worst, at) = logits
@@ -345,19 +350,8 @@ async fn a_broken_model_is_a_clear_error() {
 async fn f16_weights_stay_close() {
     let gpu = gpu().await;
     for f in fixtures() {
-        let model = Model::from_bytes(
-            gpu.clone(),
-            f.config,
-            f.preprocessor,
-            f.weights,
-            Precision::F16,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{}: loading as f16: {e:#}", f.name));
+        let (_, _, _, logits) = run_fixture(&gpu, &f, Precision::F16).await;
         let st = SafeTensors::deserialize(f.reference).unwrap();
-        let (shape, pixels) = f64_tensor(&st, "pixel_values");
-        let pixels: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
-        let logits = model.forward_async(&pixels, shape[0]).await.unwrap();
         let (_, want) = f64_tensor(&st, "logits");
         let num: f64 = logits
             .iter()
