@@ -205,7 +205,8 @@ fn softmax(
     }
     let lid = lid3.x;
     let base = row * p.s_stride;
-    var m = -3.4028235e38;
+    // -FLT_MAX, written below it: Tint (Chrome) refuses 3.4028235e38, which only rounds to it.
+    var m = -3.4028234e38;
     for (var j = lid; j < p.seq; j += ROW_WG) {
         m = max(m, s[base + j]);
     }
@@ -404,11 +405,11 @@ fn softmax_cpu(
     }
     let base = row * p.s_stride / 4u;
     let quads = p.s_stride / 4u;
-    var m = -3.4028235e38;
+    var m = -3.4028234e38;
     var sum = 0.0;
     for (var j = 0u; j < quads; j++) {
         let live = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.seq);
-        let x = select(vec4<f32>(-3.4028235e38), s4[base + j], live);
+        let x = select(vec4<f32>(-3.4028234e38), s4[base + j], live);
         let mj = max(m, max(max(x.x, x.y), max(x.z, x.w)));
         let e = exp(x - mj);
         sum = sum * exp(m - mj) + (e.x + e.y) + (e.z + e.w);

@@ -33,6 +33,7 @@ pub struct Gpu {
 }
 
 /// Every adapter wgpu can see, in the order `GpuOptions::adapter` indexes them.
+#[cfg(not(target_arch = "wasm32"))]
 /// Without a choice (or `WGPU_BACKEND`), the primary backends (Vulkan, Metal, DX12) come first
 /// and GL is only probed when they offer nothing: its probing is slow and noisy.
 pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
@@ -52,6 +53,7 @@ pub fn list_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn new_instance(backends: Option<wgpu::Backends>) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if let Some(b) = backends {
@@ -60,6 +62,7 @@ fn new_instance(backends: Option<wgpu::Backends>) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn pick_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
     let adapters = list_adapters(opts.backends);
     if adapters.is_empty() {
@@ -119,23 +122,61 @@ fn pick_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
 impl Gpu {
     /// Picks an adapter and opens a device on it with the adapter's own limits, so that large
     /// activations fit where the adapter allows it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(opts: &GpuOptions) -> Result<Self> {
-        let adapter = pick_adapter(opts)?;
-        let info = adapter.get_info();
+        pollster::block_on(Self::from_adapter(pick_adapter(opts)?))
+    }
+
+    /// The browser's WebGPU adapter (the high-performance one where there is a choice), opened
+    /// as [`Gpu::from_adapter`] does.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn new_browser() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::BROWSER_WEBGPU,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "this browser offers no WebGPU adapter ({e}); WebGPU needs Chrome or Edge \
+                     113+, Safari 26 or Firefox 141+ (Windows), in a secure context (https or \
+                     localhost), and a GPU or software adapter that is not blocklisted"
+                )
+            })?;
+        Self::from_adapter(adapter).await
+    }
+
+    /// Opens a device on `adapter` with the adapter's own limits (wgpu's defaults are far
+    /// smaller: 128 MiB bindings) and the optional features the kernels use.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+        let mut info = adapter.get_info();
+        // WebGPU does not name its adapter to wgpu; errors still need something to say.
+        #[cfg(target_arch = "wasm32")]
+        if info.name.is_empty() {
+            info.name = "the browser's WebGPU adapter".into();
+        }
         let limits = adapter.limits();
         // Timestamps make `profile` exact and SHADER_F16 lets f16 linears load their weights
         // natively, where the adapter has them; nothing else is needed.
         let features =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("vit-hybrid"),
-            required_features: features,
-            required_limits: limits,
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("vit-hybrid"),
+                required_features: features,
+                required_limits: limits,
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .with_context(|| format!("opening a device on adapter {:?}", info.name))?;
         Ok(Self::from_device(device, queue, info))
     }
 
@@ -245,7 +286,13 @@ impl Gpu {
     }
 
     /// Copies `len` f32 values from the start of `buffer` back to the host (blocking).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_async(buffer, len))
+    }
+
+    /// Copies `len` f32 values from the start of `buffer` back to the host.
+    pub async fn read_async(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: (len.max(1) * 4) as u64,
@@ -255,21 +302,27 @@ impl Gpu {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, (len.max(1) * 4) as u64);
         self.queue.submit([encoder.finish()]);
-        self.map_read(&staging, len)
+        self.map_read_async(&staging, len).await
     }
 
-    /// Waits for the queue and maps a MAP_READ buffer.
+    /// Waits for the queue and maps a MAP_READ buffer (blocking).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn map_read(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.map_read_async(staging, len))
+    }
+
+    /// Maps a MAP_READ buffer once the work before it is done and copies out `len` f32
+    /// values. Natively the device is polled (blocking this thread, which is what a caller
+    /// that awaits here wants); in the browser the page's event loop maps it meanwhile.
+    pub async fn map_read_async(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .context("waiting for the GPU")?;
-        rx.recv()
-            .context("GPU readback callback never ran")?
+        self.poll_native()?;
+        rx.await
+            .context("the GPU readback callback never ran (device lost?)")?
             .context("mapping the result buffer")?;
         let out = {
             let view = slice
@@ -279,6 +332,77 @@ impl Gpu {
         };
         staging.unmap();
         Ok(out)
+    }
+
+    /// Resolves once the GPU has finished the work submitted so far. Awaiting this between
+    /// submissions lets other users of the queue (a window's frames) get in between them.
+    pub async fn work_done(&self) -> Result<()> {
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+        let (tx, mut rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        // Natively, poll without blocking: a blocking wait would keep the device busy in
+        // `poll` while another thread (a window) wants to submit its frame in between.
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let mut spins = 0u32;
+            loop {
+                self.device
+                    .poll(wgpu::PollType::Poll)
+                    .context("waiting for the GPU")?;
+                let done = rx
+                    .try_recv()
+                    .context("the GPU's work-done callback was dropped (device lost?)")?;
+                if done.is_some() {
+                    return Ok(());
+                }
+                spins += 1;
+                if spins < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(250));
+                }
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        rx.await
+            .context("the GPU's work-done callback never ran (device lost?)")
+    }
+
+    /// Natively, callbacks run inside `poll`: wait for the queue here. The browser runs them
+    /// from its event loop, so there is nothing to do (and nothing may block).
+    fn poll_native(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .context("waiting for the GPU")?;
+        Ok(())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns a captured error
+    /// into this call's error (otherwise wgpu reports it to the uncaptured-error handler,
+    /// which panics natively and aborts the module in the browser).
+    pub async fn checked<T>(&self, what: &str, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = f().await;
+        let invalid = validation.pop().await;
+        let out_of_memory = oom.pop().await;
+        if let Some(e) = out_of_memory {
+            bail!(
+                "{what}: the GPU ran out of memory on adapter {:?} ({e})",
+                self.info.name
+            );
+        }
+        if let Some(e) = invalid {
+            bail!(
+                "{what}: the GPU refused the work on adapter {:?} (a limit of this adapter, or a \
+                 bug): {e}",
+                self.info.name
+            );
+        }
+        result
     }
 
     /// One line naming the adapter, for `info` and benchmarks.

@@ -5,10 +5,10 @@
 //! on the host: that overstates tiny dispatches by the submit latency but ranks kernels well.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use serde_json::json;
+use web_time::Instant;
 
 use crate::gpu::Gpu;
 use crate::ops::Program;
@@ -47,15 +47,35 @@ impl Method {
 }
 
 /// Times every dispatch of `program`, with timestamps where the device has them.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn time_program(gpu: &Gpu, program: &Program) -> Result<(Vec<DispatchTime>, Method)> {
+    let all = 0..program.dispatches.len();
+    pollster::block_on(time_program_async(gpu, program, std::slice::from_ref(&all)))
+}
+
+/// [`time_program`], awaiting the GPU. With timestamps, the dispatches of each of `spans`
+/// (consecutive ranges covering the program) go in one submission, awaited before the next,
+/// as [`crate::Model::set_submission_flops`] splits a forward pass.
+pub async fn time_program_async(
+    gpu: &Gpu,
+    program: &Program,
+    spans: &[std::ops::Range<usize>],
+) -> Result<(Vec<DispatchTime>, Method)> {
     if gpu
         .device
         .features()
         .contains(wgpu::Features::TIMESTAMP_QUERY)
     {
-        Ok((time_with_timestamps(gpu, program)?, Method::Timestamps))
+        let ends: Vec<usize> = spans.iter().map(|s| s.end).collect();
+        Ok((
+            time_with_timestamps(gpu, program, &ends).await?,
+            Method::Timestamps,
+        ))
     } else {
-        Ok((time_dispatches(gpu, program)?, Method::SeparateSubmissions))
+        Ok((
+            time_dispatches(gpu, program).await?,
+            Method::SeparateSubmissions,
+        ))
     }
 }
 
@@ -75,7 +95,12 @@ fn entry(program: &Program, i: usize, start: f64, seconds: f64) -> DispatchTime 
 /// Query sets hold at most this many timestamps (wgpu's limit).
 const MAX_QUERIES: usize = 4096;
 
-fn time_with_timestamps(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>> {
+/// `span_ends`: the dispatches after which a submission ends.
+async fn time_with_timestamps(
+    gpu: &Gpu,
+    program: &Program,
+    span_ends: &[usize],
+) -> Result<Vec<DispatchTime>> {
     let n = program.dispatches.len();
     let period_ns = gpu.queue.get_timestamp_period() as f64;
     let mut stamps: Vec<u64> = Vec::with_capacity(2 * n);
@@ -103,13 +128,19 @@ fn time_with_timestamps(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         for j in 0..count {
             program.encode_timed(&mut encoder, first + j, &set, 2 * j as u32);
+            if j + 1 < count && span_ends.contains(&(first + j + 1)) {
+                gpu.queue.submit([encoder.finish()]);
+                gpu.work_done().await?;
+                encoder = gpu.device.create_command_encoder(&Default::default());
+            }
         }
         encoder.resolve_query_set(&set, 0..queries, &resolve, 0);
         encoder.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
         gpu.queue.submit([encoder.finish()]);
         // Timestamps are u64: read them as pairs of u32 words.
         let words = gpu
-            .map_read(&staging, 2 * queries as usize)
+            .map_read_async(&staging, 2 * queries as usize)
+            .await
             .context("reading timestamps")?;
         stamps.extend(
             words
@@ -133,7 +164,7 @@ fn time_with_timestamps(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime
 }
 
 /// Runs each dispatch of `program` in its own submission and times it on the host.
-pub fn time_dispatches(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>> {
+pub async fn time_dispatches(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>> {
     let mut out = Vec::with_capacity(program.dispatches.len());
     let mut clock = 0.0;
     for i in 0..program.dispatches.len() {
@@ -141,9 +172,7 @@ pub fn time_dispatches(gpu: &Gpu, program: &Program) -> Result<Vec<DispatchTime>
         program.encode_one(&mut encoder, i);
         let t = Instant::now();
         gpu.queue.submit([encoder.finish()]);
-        gpu.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        gpu.work_done().await?;
         let s = t.elapsed().as_secs_f64();
         out.push(entry(program, i, clock, s));
         clock += s;

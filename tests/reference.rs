@@ -275,3 +275,33 @@ fn a_non_finite_image_does_not_reach_its_batch_mates() {
         );
     }
 }
+
+/// A forward pass submitted in slices (each dispatch alone, as `set_submission_flops` with a
+/// tiny budget makes it) gives the same logits and stage captures (buffer copies recorded
+/// between dispatches) as one submission, and the profile still times every dispatch.
+#[test]
+fn sliced_submissions_match_one_submission() {
+    let dir = fixture("tiny");
+    let mut model = Model::load(gpu(), &dir).unwrap();
+    let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (batch, pixels) = input_pixels(&st);
+    let (logits, stages) = model.forward_stages(&pixels, batch).unwrap();
+    let (whole, _) = model.profile(&pixels, batch).unwrap();
+
+    model.set_submission_flops(Some(1.0));
+    let (sliced_logits, sliced_stages) = model.forward_stages(&pixels, batch).unwrap();
+    assert_eq!(sliced_logits, logits, "sliced logits differ");
+    assert_eq!(sliced_stages.len(), stages.len());
+    for (a, b) in sliced_stages.iter().zip(&stages) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.data, b.data, "stage {} differs when sliced", a.name);
+    }
+    assert_eq!(model.forward(&pixels, batch).unwrap(), logits);
+    let (sliced, _) = model.profile(&pixels, batch).unwrap();
+    assert_eq!(
+        sliced.len(),
+        whole.len(),
+        "the sliced profile lost dispatches"
+    );
+}

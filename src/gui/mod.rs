@@ -3,8 +3,10 @@
 //!
 //! eframe runs egui on winit + wgpu; the classifier shares eframe's wgpu device (one device,
 //! one queue for the window and the network) and runs on its own thread ([`worker`]).
-//! Sharing the queue means a frame of the window waits for the forward pass submitted before
-//! it: nothing on a GPU, but seconds with the full-size model on lavapipe's CPU "GPU".
+//! Sharing the queue means a frame of the window waits for the work submitted before it, so
+//! the worker submits a forward pass in slices, each awaited before the next
+//! (`Model::set_submission_flops`): the window's frames get in between, and it keeps
+//! repainting during the seconds a full-size pass takes on lavapipe's CPU "GPU".
 //!
 //! | file | job |
 //! |---|---|

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
-use vit_hybrid::model::Precision;
+use vit_hybrid::model::{INTERACTIVE_SUBMISSION_FLOPS, Precision};
 use vit_hybrid::profile::{DispatchTime, Method};
 use vit_hybrid::{Gpu, Model, Prediction, input, preprocess};
 
@@ -123,12 +123,14 @@ fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
 
 fn load(gpu: Arc<Gpu>, name: &str, precision: Precision) -> anyhow::Result<Model> {
     use anyhow::Context;
-    let model = Model::from_pretrained_with(gpu, name, precision)
+    let mut model = Model::from_pretrained_with(gpu, name, precision)
         .with_context(|| format!("loading model {name} ({precision})"))?;
+    // The window shares the queue: slices awaited one by one let its frames in between, so
+    // it keeps repainting during a pass that takes seconds on a CPU adapter.
+    model.set_submission_flops(Some(INTERACTIVE_SUBMISSION_FLOPS));
     // One pass on a blank image builds the one-image plan (buffers, pipelines) and lets the
     // driver finish compiling, so the first image's latency is that of a forward pass alone.
-    model
-        .forward(&vec![0.0; model.image_len()], 1)
+    pollster::block_on(model.forward_async(&vec![0.0; model.image_len()], 1))
         .context("a first forward pass")?;
     Ok(model)
 }
@@ -231,7 +233,7 @@ impl Server {
                 pixels = input::from_image(&image, model)?;
                 let preprocess = decode + t.elapsed();
                 let t = Instant::now();
-                let mut results = model.classify(&pixels, 1, TOP_K)?;
+                let mut results = pollster::block_on(model.classify_async(&pixels, 1, TOP_K))?;
                 let forward = t.elapsed();
                 let top = match results.pop() {
                     Some(r) => r?.top,
@@ -254,7 +256,7 @@ impl Server {
     fn profile(&mut self, id: u64, precision: Precision, pixels: &[f32]) {
         let result = self.model_at(precision).and_then(|model| {
             guarded(|| {
-                let (dispatches, method) = model.profile(pixels, 1)?;
+                let (dispatches, method) = pollster::block_on(model.profile_async(pixels, 1))?;
                 Ok(Profile { dispatches, method })
             })
         });

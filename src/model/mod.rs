@@ -1,11 +1,16 @@
 //! The whole classifier: weights uploaded once at load, one recorded program per batch size,
-//! and a forward pass that submits once and reads the logits back once.
+//! and a forward pass that submits once (or in slices, see [`Model::set_submission_flops`])
+//! and reads the logits back once.
+//!
+//! The forward pass is async (`forward_async`, `classify_async`...): the browser must never
+//! block on the GPU. Natively the plain methods wrap those with `pollster`.
 
 pub mod bit;
 pub mod vit;
 pub mod weights;
 
 use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -99,8 +104,18 @@ pub struct Model {
     backbone: Backbone,
     vit: Vit,
     precision: Precision,
-    plans: Mutex<HashMap<PlanKey, Arc<Mutex<Plan>>>>,
+    plans: Mutex<HashMap<PlanKey, Arc<AsyncMutex<Plan>>>>,
+    /// Split a forward pass into submissions of about this many flops (None: one).
+    submission_flops: Option<f64>,
 }
+
+/// A submission size for interactive use ([`Model::set_submission_flops`]): about 0.1-0.3 s
+/// on a CPU adapter, and a few dozen submissions for the full-size model.
+pub const INTERACTIVE_SUBMISSION_FLOPS: f64 = 2e9;
+
+/// Held across the awaits of a forward pass: two calls on one thread (two promises in a
+/// page) wait for each other instead of sharing a plan's buffers or deadlocking.
+type AsyncMutex<T> = futures_util::lock::Mutex<T>;
 
 /// (batch size, whether stage outputs are captured).
 type PlanKey = (usize, bool);
@@ -137,11 +152,13 @@ pub struct StageOutput {
 
 impl Model {
     /// Loads `config.json`, `preprocessor_config.json` and `model.safetensors` from `dir`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(gpu: Arc<Gpu>, dir: &Path) -> Result<Self> {
         Self::load_with(gpu, dir, Precision::F32)
     }
 
     /// [`Model::load`] with the linears' weights stored in `precision`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load_with(gpu: Arc<Gpu>, dir: &Path, precision: Precision) -> Result<Self> {
         ensure!(
             dir.is_dir(),
@@ -159,12 +176,36 @@ impl Model {
         Self::from_weights_with(gpu, config, preprocess, &weights, precision)
     }
 
+    /// The three files' contents (fetched by a page, say), checked as [`Model::load`] checks
+    /// them; GPU errors while uploading (a model past the adapter's limits) are this call's
+    /// error.
+    pub async fn from_bytes(
+        gpu: Arc<Gpu>,
+        config_json: &str,
+        preprocessor_json: &str,
+        safetensors: &[u8],
+        precision: Precision,
+    ) -> Result<Self> {
+        let config = ModelConfig::from_json_str(config_json).context("in config.json")?;
+        let preprocess = PreprocessConfig::from_json_str(preprocessor_json)
+            .context("in preprocessor_config.json")?;
+        let weights = HostWeights::from_bytes(safetensors, &config, "model.safetensors")?;
+        let checker = gpu.clone();
+        checker
+            .checked("uploading the model", async || {
+                Self::from_weights_with(gpu, config, preprocess, &weights, precision)
+            })
+            .await
+    }
+
     /// Loads a model folder or a Hugging Face hub id (see [`crate::hub::resolve`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_pretrained(gpu: Arc<Gpu>, model: &str) -> Result<Self> {
         Self::from_pretrained_with(gpu, model, Precision::F32)
     }
 
     /// [`Model::from_pretrained`] with the linears' weights stored in `precision`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_pretrained_with(gpu: Arc<Gpu>, model: &str, precision: Precision) -> Result<Self> {
         let dir = crate::hub::resolve(model)?;
         Self::load_with(gpu, &dir, precision)
@@ -188,6 +229,21 @@ impl Model {
         weights: &HostWeights,
         precision: Precision,
     ) -> Result<Self> {
+        // A tensor past the adapter's buffer limits is this model's error, said here: as a
+        // GPU validation error it would be less clear (and in the browser, uncatchable).
+        let limits = gpu.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        for (name, shape) in config.expected_tensors() {
+            let bytes = 4 * shape.iter().product::<usize>() as u64;
+            ensure!(
+                bytes <= limit,
+                "tensor {name} {shape:?} needs {bytes} bytes on the GPU but adapter {} binds \
+                 at most {limit} bytes: the model is too large for it",
+                gpu.info.name
+            );
+        }
         let backbone = Backbone::load(&gpu, &config, weights)?;
         let vit = Vit::load(&gpu, &config, weights, precision.linear_format())?;
         let info = LoadInfo {
@@ -205,7 +261,15 @@ impl Model {
             vit,
             precision,
             plans: Mutex::new(HashMap::new()),
+            submission_flops: None,
         })
+    }
+
+    /// Splits every forward pass into submissions of about `flops` floating-point operations
+    /// each, waiting for each before the next, so that a window sharing the queue can present
+    /// frames in between (a CPU adapter takes seconds per pass). `None`: one submission.
+    pub fn set_submission_flops(&mut self, flops: Option<f64>) {
+        self.submission_flops = flops.filter(|f| *f > 0.0);
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
@@ -265,7 +329,10 @@ impl Model {
         Ok(by_binding.min(self.vit.max_images_per_chunk(&self.gpu)))
     }
 
-    fn plan(&self, batch: usize, capture: bool) -> Result<Arc<Mutex<Plan>>> {
+    // In the browser wgpu's handles are not Send (one thread there); the Arc serves native
+    // callers on several threads.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+    fn plan(&self, batch: usize, capture: bool) -> Result<Arc<AsyncMutex<Plan>>> {
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = plans.get(&(batch, capture)) {
             return Ok(p.clone());
@@ -321,7 +388,7 @@ impl Model {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let plan = Arc::new(Mutex::new(Plan {
+        let plan = Arc::new(AsyncMutex::new(Plan {
             batch,
             chunk,
             input: gpu.storage("pixels", batch * self.image_len()),
@@ -338,21 +405,37 @@ impl Model {
     }
 
     /// Runs the network on `pixels` [batch, 3, H, W] and returns the logits [batch, labels].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, pixels: &[f32], batch: usize) -> Result<Vec<f32>> {
-        Ok(self.run(pixels, batch, false)?.0)
+        pollster::block_on(self.forward_async(pixels, batch))
+    }
+
+    /// [`Model::forward`], awaiting the GPU.
+    pub async fn forward_async(&self, pixels: &[f32], batch: usize) -> Result<Vec<f32>> {
+        Ok(self.run(pixels, batch, false).await?.0)
     }
 
     /// Like `forward`, but also reads back every stage's output (stem, stages.N, embeddings,
     /// layers.N, layernorm) for comparison with a reference.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_stages(
         &self,
         pixels: &[f32],
         batch: usize,
     ) -> Result<(Vec<f32>, Vec<StageOutput>)> {
-        self.run(pixels, batch, true)
+        pollster::block_on(self.forward_stages_async(pixels, batch))
     }
 
-    fn run(
+    /// [`Model::forward_stages`], awaiting the GPU.
+    pub async fn forward_stages_async(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+    ) -> Result<(Vec<f32>, Vec<StageOutput>)> {
+        self.run(pixels, batch, true).await
+    }
+
+    async fn run(
         &self,
         pixels: &[f32],
         batch: usize,
@@ -367,12 +450,37 @@ impl Model {
             batch * self.image_len()
         );
         let plan = self.plan(batch, capture)?;
-        let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = plan.lock().await;
+        let gpu = &*self.gpu;
+        gpu.checked("running the forward pass", async || {
+            self.submit(&plan, pixels).await?;
+            let len = plan.batch * self.config.num_labels();
+            let logits = gpu
+                .map_read_async(&plan.staging, len)
+                .await
+                .context("reading logits back")?;
+            let mut stages = Vec::new();
+            for c in &plan.captures {
+                stages.push(StageOutput {
+                    name: c.name.clone(),
+                    shape: c.shape.clone(),
+                    data: gpu.read_async(&c.buffer, c.len).await?,
+                });
+            }
+            Ok((logits, stages))
+        })
+        .await
+    }
+
+    /// Uploads `pixels` and submits every chunk's program, the last submission ending with
+    /// the logits' copy into the plan's staging buffer.
+    async fn submit(&self, plan: &Plan, pixels: &[f32]) -> Result<()> {
         let gpu = &*self.gpu;
         gpu.queue
             .write_buffer(&plan.input, 0, bytemuck::cast_slice(pixels));
         let labels = self.config.num_labels();
         let img = self.image_len() as u64 * 4;
+        let spans = self.spans(&plan.program);
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         for start in (0..plan.batch).step_by(plan.chunk) {
             let n = plan.chunk.min(plan.batch - start) as u64;
@@ -386,7 +494,15 @@ impl Model {
                     bytes: n * img,
                 },
             );
-            plan.program.encode(&mut encoder);
+            for (i, span) in spans.iter().enumerate() {
+                plan.program.encode_span(&mut encoder, span.clone());
+                if i + 1 < spans.len() {
+                    // Wait for this slice before the next, so the queue is free in between.
+                    gpu.queue.submit([encoder.finish()]);
+                    gpu.work_done().await?;
+                    encoder = gpu.device.create_command_encoder(&Default::default());
+                }
+            }
             encode_copy(
                 &mut encoder,
                 &BufferCopy {
@@ -401,35 +517,59 @@ impl Model {
         let len = plan.batch * labels;
         encoder.copy_buffer_to_buffer(&plan.logits, 0, &plan.staging, 0, (len * 4) as u64);
         gpu.queue.submit([encoder.finish()]);
-        let logits = gpu
-            .map_read(&plan.staging, len)
-            .context("reading logits back")?;
-        let mut stages = Vec::new();
-        for c in &plan.captures {
-            stages.push(StageOutput {
-                name: c.name.clone(),
-                shape: c.shape.clone(),
-                data: gpu.read(&c.buffer, c.len)?,
-            });
+        Ok(())
+    }
+
+    /// The dispatch ranges submitted one after another: the whole program, or slices of
+    /// about [`Model::set_submission_flops`] each.
+    fn spans(&self, program: &Program) -> Vec<std::ops::Range<usize>> {
+        let n = program.dispatches.len();
+        let Some(limit) = self.submission_flops else {
+            return std::iter::once(0..n).collect();
+        };
+        let mut spans = Vec::new();
+        let (mut start, mut flops) = (0, 0.0);
+        for (i, d) in program.dispatches.iter().enumerate() {
+            if i > start && flops + d.flops > limit {
+                spans.push(start..i);
+                (start, flops) = (i, 0.0);
+            }
+            flops += d.flops;
         }
-        Ok((logits, stages))
+        spans.push(start..n);
+        spans
     }
 
     /// Times every dispatch of one forward pass of `pixels` (see [`crate::profile`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn profile(
         &self,
         pixels: &[f32],
         batch: usize,
     ) -> Result<(Vec<crate::profile::DispatchTime>, crate::profile::Method)> {
+        pollster::block_on(self.profile_async(pixels, batch))
+    }
+
+    /// [`Model::profile`], awaiting the GPU.
+    pub async fn profile_async(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+    ) -> Result<(Vec<crate::profile::DispatchTime>, crate::profile::Method)> {
         // The real pass leaves every dispatch's inputs in place and warms the pipelines.
-        self.forward(pixels, batch)?;
+        self.forward_async(pixels, batch).await?;
         let plan = self.plan(batch, false)?;
-        let plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = plan.lock().await;
         ensure!(
             plan.chunk == plan.batch,
             "profiling needs the batch in one chunk"
         );
-        crate::profile::time_program(&self.gpu, &plan.program)
+        let spans = self.spans(&plan.program);
+        self.gpu
+            .checked("profiling the forward pass", async || {
+                crate::profile::time_program_async(&self.gpu, &plan.program, &spans).await
+            })
+            .await
     }
 
     /// Creates the buffers and pipelines for `batch` ahead of the first forward pass.
@@ -440,13 +580,24 @@ impl Model {
     /// Logits and the `k` most probable classes of every image in `pixels` [batch, 3, H, W].
     /// An image whose logits are not all finite (an input or activations past float32's
     /// range) is that image's error, never an answer; the others in the batch still count.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(
         &self,
         pixels: &[f32],
         batch: usize,
         k: usize,
     ) -> Result<Vec<Result<Classification>>> {
-        let logits = self.forward(pixels, batch)?;
+        pollster::block_on(self.classify_async(pixels, batch, k))
+    }
+
+    /// [`Model::classify`], awaiting the GPU.
+    pub async fn classify_async(
+        &self,
+        pixels: &[f32],
+        batch: usize,
+        k: usize,
+    ) -> Result<Vec<Result<Classification>>> {
+        let logits = self.forward_async(pixels, batch).await?;
         let labels = self.config.num_labels();
         Ok(logits
             .chunks(labels)
@@ -466,7 +617,17 @@ impl Model {
     }
 
     /// Preprocesses decoded images as the checkpoint's processor does and classifies them.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify_images(
+        &self,
+        images: &[image::DynamicImage],
+        k: usize,
+    ) -> Result<Vec<Result<Classification>>> {
+        pollster::block_on(self.classify_images_async(images, k))
+    }
+
+    /// [`Model::classify_images`], awaiting the GPU.
+    pub async fn classify_images_async(
         &self,
         images: &[image::DynamicImage],
         k: usize,
@@ -476,7 +637,7 @@ impl Model {
             pixels
                 .extend(crate::input::from_image(img, self).with_context(|| format!("image {i}"))?);
         }
-        self.classify(&pixels, images.len(), k)
+        self.classify_async(&pixels, images.len(), k).await
     }
 
     /// The `k` most probable classes of one image's logits (softmax in f64).

@@ -2,6 +2,7 @@
 //! BF16 converted to f32) and checked against the config before anything reaches the GPU.
 
 use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -95,6 +96,7 @@ fn ensure_finite(name: &str, data: &[f32]) -> Result<()> {
 
 impl HostWeights {
     /// Reads and checks `model.safetensors` against `config`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
         let file = std::fs::File::open(path)
             .with_context(|| format!("opening weights {}", path.display()))?;

@@ -189,6 +189,7 @@ impl MatrixTexture {
     }
 
     /// Reads the [rows, cols] matrix back (blocking; tests and captures).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         ensure!(
             self.format == TexelFormat::F32,

@@ -236,6 +236,24 @@ impl Program {
         self.encode_range(encoder, start, self.dispatches.len());
     }
 
+    /// Records dispatches `span` with the copies that fall among them, as [`Program::encode`]
+    /// records the whole program: encoding consecutive spans one after another (in separate
+    /// submissions, say) runs the same work in the same order.
+    pub fn encode_span(&self, encoder: &mut wgpu::CommandEncoder, span: std::ops::Range<usize>) {
+        let last = span.end >= self.dispatches.len();
+        let mut start = span.start;
+        for (at, copy) in &self.copies {
+            // A copy runs before dispatch `at`: in the span holding that dispatch, or in the
+            // last span when it follows every dispatch.
+            if *at >= span.start && (*at < span.end || last) {
+                self.encode_range(encoder, start, *at);
+                encode_copy(encoder, copy);
+                start = *at;
+            }
+        }
+        self.encode_range(encoder, start, span.end);
+    }
+
     /// Records dispatch `i` alone in its own pass (profiling).
     pub fn encode_one(&self, encoder: &mut wgpu::CommandEncoder, i: usize) {
         self.encode_range(encoder, i, i + 1);
@@ -282,6 +300,7 @@ impl Program {
     }
 
     /// Encodes, submits and waits (tests and one-off use; the model batches its own submit).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run(&self, gpu: &Gpu) -> anyhow::Result<()> {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder);
