@@ -103,44 +103,25 @@ impl ConvNorm {
             .expect("matrix_texture::fits checked the size");
         conv2d::record_path(gpu, p, path, shape, x, weights, None, Place::Texture(&out));
         // The norm stores a texture too where one this wide fits, which the next conv reads
-        // in place: no copy into a texture (1x1 convs), no loads from a buffer (im2col).
+        // in place: no copy into a texture (1x1 convs), no loads from a buffer (im2col). The
+        // residual is then read from a texture of the same layout, else from its buffer.
         let width = conv2d::input_texture_width(gn.hw);
-        let role = role.filter(|_| matrix_texture::fits(gpu, rows, width));
-        let Some(role) = role else {
-            let residual = residual.map(|r| Place::Buffer(r.to_buffer(gpu, p)));
-            group_norm::record_from_texture(
-                gpu,
-                p,
-                gn,
-                &out,
-                Place::Buffer(y),
-                gamma,
-                beta,
-                residual,
-            );
-            return (out_shape, Activation::buffer(y));
+        let texture = role
+            .filter(|_| matrix_texture::fits(gpu, rows, width))
+            .map(|role| {
+                p.scratch_texture(gpu, role, (rows, gn.hw), (rows, width))
+                    .expect("matrix_texture::fits checked the size")
+            });
+        let residual_texture = residual
+            .filter(|_| texture.is_some())
+            .map(|r| r.to_texture(gpu, p, "backbone.residual", (rows, gn.hw), width));
+        let residual = match (&residual_texture, residual) {
+            (Some(t), _) => Some(Place::Texture(t)),
+            (None, r) => r.map(|r| Place::Buffer(r.to_buffer(gpu, p))),
         };
-        let texture = p
-            .scratch_texture(gpu, role, (rows, gn.hw), (rows, width))
-            .expect("matrix_texture::fits checked the size");
-        let residual = residual.map(|r| {
-            let role = "backbone.residual";
-            r.to_texture(gpu, p, role, (rows, gn.hw), width)
-        });
-        group_norm::record_from_texture(
-            gpu,
-            p,
-            gn,
-            &out,
-            Place::Texture(&texture),
-            gamma,
-            beta,
-            residual.as_ref().map(Place::Texture),
-        );
-        let y = Activation {
-            buffer: y,
-            texture: Some(texture),
-        };
+        let y_place = texture.as_ref().map_or(Place::Buffer(y), Place::Texture);
+        group_norm::record_from_texture(gpu, p, gn, &out, y_place, gamma, beta, residual);
+        let y = Activation { buffer: y, texture };
         (out_shape, y)
     }
 }
