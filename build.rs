@@ -1,4 +1,4 @@
-//! Expands the `#for` blocks of every `shaders/*.wgsl` (see src/shader_template.rs) into
+//! Expands the `#for` blocks (and `#include`s) of every `shaders/*.wgsl` (see src/shader_template.rs) into
 //! `$OUT_DIR/shaders/`, which the crate embeds; a template error fails the build naming the
 //! file and line.
 
@@ -22,7 +22,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
         let source = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let expanded = shader_template::expand(&source)
+        let read = |name: &str| {
+            std::fs::read_to_string(Path::new("shaders").join(name))
+                .map_err(|e| format!("reading shaders/{name}: {e}"))
+        };
+        let expanded = shader_template::expand_with(&source, &read)
             .unwrap_or_else(|e| panic!("expanding {}: {e}", path.display()));
         let dest = out.join(path.file_name().expect("a file"));
         // Rewrite only on change so that an unchanged shader does not rebuild the crate.

@@ -240,7 +240,10 @@ fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // workgroup-memory load is a loop over the 8 lanes (../shared/notes/lavapipe.md): 3x faster.
 // A workgroup is one 8-lane batch with no workgroup memory and no barrier; a lane owns 16 rows
 // x 3 quads of 4 columns, the quads 8 lanes apart so a batch's stores are contiguous:
-// 16 + 12 texel loads per 768 multiply-adds. w is f32 (main_texture_f32*) or f16
+// 16 + 12 texel loads per 768 multiply-adds. Every lane needs the same x texels, and each
+// costs a whole 8-lane load; where the device has subgroups (shaders/linear_subgroup.wgsl,
+// SUBGROUP = 1) each lane loads one row of every 8 and subgroupBroadcast shares them, so a
+// lane can own up to 24 rows: 3 + 12 texel loads per 1152 multiply-adds. w is f32 (main_texture_f32*) or f16
 // (main_texture_f16*, an rgba16float texture read as f32: half the bytes per load).
 // *_to_texture entry points store y as a matrix texture for the next product instead
 // ([N/4, M padded to 16]; columns past N are zero).
@@ -260,11 +263,16 @@ fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 // encoder's residual stream on CPU adapters: inline loads where residual4 is read lane by lane).
 @group(0) @binding(4) var rt: texture_storage_2d<rgba32float, read>;     // [N/4, >= M]
 
-// Rows per lane, quads per lane, lanes per workgroup: a workgroup covers 16 rows x 96 columns.
-// #let TR = 16
+// #default SUBGROUP = 0
+// Rows per lane (at most), quads per lane (at most), lanes per workgroup: a workgroup covers up
+// to 16 (24 with subgroups) rows x 96 columns.
+// #let TR = 16 + 8 * SUBGROUP
 // #let TQ = 3
-const TEX_ROWS: u32 = {TR}u;
 const TEX_LANES: u32 = 8u;
+// Rows a lane computes, fixed per pipeline: 16, or with subgroups 8, 16 or 24 (the tile that
+// wastes least on padding rows; src/ops/linear.rs `texture_rows`). Rows past it are
+// constant-false branches, dropped with their loads like the quads past TEX_QUADS.
+override TEX_ROWS: u32 = {TR}u;
 // Quads a lane computes, 1 to 3, fixed per pipeline: a narrower tile for products with few
 // columns (attention's context: 64 per head, of which a 96-column tile would waste a third).
 // The quads past it are constant-false branches that the compiler drops, with their loads.
@@ -307,7 +315,13 @@ fn texture_epilogue(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 // #for W in f32 f16
 // #for OUT in buffer buffer4 texture texture4 stream
 @compute @workgroup_size(8, 1, 1)
-fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main_texture_{W}_to_{OUT}(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+// #for _ in 0..SUBGROUP
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+// #end
+) {
     let row0 = wid.y * TEX_ROWS;
     let quad0 = wid.x * TEX_QUADS * TEX_LANES + lid.x;
     let r0 = i32(row0);
@@ -324,8 +338,21 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
     let wr = i32(p.w_row0 + z * p.z_w_row0);
     let wc = i32(quad0 + p.w_col0 + z * p.z_w_col0);
     for (var kq = 0; kq < k4; kq++) {
+// #for _ in 0..SUBGROUP
+// #for g in 0..TR / 8
+        var xl{g} = vec4<f32>(0.0);
+        if (TEX_ROWS > {8 * g}u) {
+            xl{g} = textureLoad(xt, vec2<i32>(xc + kq, xr + {8 * g} + i32(sg_lane)));
+        }
+// #end
+// #for r in 0..TR
+        let x{r} = subgroupBroadcast(xl{r / 8}, {r % 8}u);
+// #end
+// #end
+// #for _ in SUBGROUP..1
 // #for r in 0..TR
         let x{r} = textureLoad(xt, vec2<i32>(xc + kq, xr + {r}));
+// #end
 // #end
 // #for c in 0..4
 // #for q in 0..TQ
@@ -334,7 +361,7 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
 // #end
 // #for r in 0..TR
 // #for q in 0..TQ
-        if (TEX_QUADS > {q}u) {
+        if (TEX_ROWS > {r}u && TEX_QUADS > {q}u) {
             a{r}_{q} += x{r}.x * w{q}_0 + x{r}.y * w{q}_1 + x{r}.z * w{q}_2 + x{r}.w * w{q}_3;
         }
 // #end
@@ -342,7 +369,7 @@ fn main_texture_{W}_to_{OUT}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loc
     }
 // #for r in 0..TR
 // #for q in 0..TQ
-    if (TEX_QUADS > {q}u) {
+    if (TEX_ROWS > {r}u && TEX_QUADS > {q}u) {
         store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
     }
 // #end

@@ -162,10 +162,18 @@ impl Gpu {
             info.name = "the browser's WebGPU adapter".into();
         }
         let limits = adapter.limits();
-        // Timestamps make `profile` exact and SHADER_F16 lets f16 linears load their weights
-        // natively, where the adapter has them; nothing else is needed.
-        let features =
-            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        // Timestamps make `profile` exact, SHADER_F16 lets f16 linears load their weights
+        // natively and SUBGROUP lets the CPU adapters' products share x rows across lanes,
+        // where the adapter has them; nothing else is needed. Browsers want `enable
+        // subgroups;` in such shaders, which naga 30 does not parse, so the web build goes
+        // without.
+        let subgroup = if cfg!(target_arch = "wasm32") {
+            wgpu::Features::empty()
+        } else {
+            wgpu::Features::SUBGROUP
+        };
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | subgroup);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("vit-hybrid"),

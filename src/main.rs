@@ -469,10 +469,17 @@ fn info(model: &Model) -> Result<()> {
         head_dim: c.head_dim(),
     };
     let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
+    // The texture products' kernel: linear, or linear_subgroup where x rows are broadcast.
+    let products = vit_hybrid::ops::linear::Variant::texture(
+        model.gpu(),
+        vit_hybrid::ops::linear::WeightFormat::F32,
+    )
+    .kernel()
+    .name;
     if cpu {
         println!(
             "conv2d:       texture products storing textures that the group norms read \
-             (linear:main_texture_f32_to_texture4, group_norm:*_slices_texture*); the norms \
+             ({products}:main_texture_f32_to_texture4, group_norm:*_slices_texture*); the norms \
              store the next conv's input texture, which 1x1 stride-1 convs read in place and \
              every other conv through its im2col patches (to_texture:im2col_texture); buffer \
              kernels (8x4 invocations owning 32x16 outputs) only past the texture limits"
@@ -483,7 +490,7 @@ fn info(model: &Model) -> Result<()> {
     if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
         println!(
             "attention:    texture products, every head in one dispatch \
-             (linear:main_texture_f32_to_texture4, attention:softmax_texture)"
+             ({products}:main_texture_f32_to_texture4, attention:softmax_texture)"
         );
     } else {
         println!(

@@ -8,7 +8,10 @@
 //! block size side by side): an element is an integer if it evaluates as an expression below,
 //! otherwise a word taken verbatim (`p.cin`, `k_total()`); a word with spaces or commas, or the
 //! empty word, is written in quotes (`""`). `// #let N = expr` names
-//! an integer for the rest of the file (tile sizes, written once). After a variable exists,
+//! an integer for the rest of the file (tile sizes, written once); `// #default N = expr` does
+//! the same unless N already exists (a file that includes this one may set it first).
+//! `// #include NAME` stands for the lines of another shader file (unexpanded), so one source
+//! can be compiled twice with different settings. After a variable exists,
 //! `{expr}` is replaced by its value: a word variable by its text, otherwise integer
 //! arithmetic over the integer variables and literals with `+ - * / %` and parentheses.
 //! Braces around anything else (WGSL blocks) are left alone. Files without directives pass
@@ -25,13 +28,51 @@ enum Value {
 }
 
 /// Expands every `#for` block of `source`; an error names the line (1-based) and the problem.
+/// `source` may not include other files.
+#[allow(dead_code)] // build.rs uses expand_with only
 pub fn expand(source: &str) -> Result<String, String> {
+    expand_with(source, &|name| {
+        Err(format!("no file `{name}` to include here"))
+    })
+}
+
+/// [`expand`] with `// #include NAME` lines replaced first by `read(NAME)`'s lines (which may
+/// include others, 8 deep at most); line numbers in errors count the lines after inclusion.
+pub fn expand_with(
+    source: &str,
+    read: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let source = include(source, read, 0)?;
     let lines: Vec<&str> = source.lines().collect();
     let mut out = String::with_capacity(source.len());
     let mut vars = HashMap::new();
     let end = expand_block(&lines, 0, &mut vars, &mut out)?;
     if end != lines.len() {
         return Err(format!("line {}: `#end` without `#for`", end + 1));
+    }
+    Ok(out)
+}
+
+fn include(
+    source: &str,
+    read: &dyn Fn(&str) -> Result<String, String>,
+    depth: usize,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(source.len());
+    for (i, line) in source.lines().enumerate() {
+        match directive(line).and_then(|d| d.strip_prefix("include ")) {
+            Some(name) => {
+                if depth >= 8 {
+                    return Err(format!("line {}: includes nested more than 8 deep", i + 1));
+                }
+                let text = read(name.trim()).map_err(|e| format!("line {}: {e}", i + 1))?;
+                out.push_str(&include(&text, read, depth + 1)?);
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
     }
     Ok(out)
 }
@@ -85,19 +126,29 @@ fn expand_block(
                 }
                 i = e + 1;
             }
-            Some(d) if d.starts_with("let ") => {
-                let (name, expr) = d["let ".len()..]
+            Some(d) if d.starts_with("let ") || d.starts_with("default ") => {
+                let (keyword, rest) = d.split_once(' ').expect("matched a space");
+                let (name, expr) = rest
                     .split_once('=')
-                    .ok_or_else(|| format!("line {}: expected `#let NAME = expr`", i + 1))?;
+                    .ok_or_else(|| format!("line {}: expected `#{keyword} NAME = expr`", i + 1))?;
                 let name = name.trim();
-                if vars.contains_key(name) {
+                let defined = vars.contains_key(name);
+                if defined && keyword == "let" {
                     return Err(format!("line {}: `{name}` is already defined", i + 1));
                 }
-                let v = eval(expr, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
-                vars.insert(name.to_string(), Value::Int(v));
+                if !defined {
+                    let v = eval(expr, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
+                    vars.insert(name.to_string(), Value::Int(v));
+                }
                 i += 1;
             }
-            Some(d) if d.starts_with("for") || d.starts_with("end") || d.starts_with("let") => {
+            Some(d)
+                if d.starts_with("for")
+                    || d.starts_with("end")
+                    || d.starts_with("let")
+                    || d.starts_with("default")
+                    || d.starts_with("include") =>
+            {
                 return Err(format!(
                     "line {}: malformed directive `{}`",
                     i + 1,
@@ -385,7 +436,7 @@ fn parse_atom(t: &[String], pos: &mut usize, vars: &HashMap<String, Value>) -> R
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use super::{expand, expand_with};
 
     #[test]
     fn plain_text_passes_through() {
@@ -432,6 +483,42 @@ mod tests {
             expand(s).unwrap(),
             "const ROWS = 2u;\nlet v0 = f(0, {other});\nlet v1 = f(2, {other});\n"
         );
+    }
+
+    #[test]
+    fn includes_take_the_includers_settings() {
+        let read = |name: &str| match name {
+            "base.wgsl" => {
+                Ok("// #default S = 0\n// #for _ in 0..S\nsub();\n// #end\nx{S}\n".into())
+            }
+            "loop.wgsl" => Ok("// #include loop.wgsl\n".into()),
+            _ => Err(format!("no {name}")),
+        };
+        assert_eq!(
+            expand_with("// #include base.wgsl\n", &read).unwrap(),
+            "x0\n"
+        );
+        assert_eq!(
+            expand_with("// #let S = 1\n// #include base.wgsl\n", &read).unwrap(),
+            "sub();\nx1\n"
+        );
+        let err = expand_with("a\n// #include other.wgsl\n", &read).unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("no other.wgsl"),
+            "{err}"
+        );
+        assert!(
+            expand_with("// #include loop.wgsl\n", &read)
+                .unwrap_err()
+                .contains("8 deep")
+        );
+        assert!(expand("// #include base.wgsl\n").is_err());
+        // A default never replaces a value, a let never repeats one.
+        assert_eq!(
+            expand("// #let S = 2\n// #default S = 0\n{S}\n").unwrap(),
+            "2\n"
+        );
+        assert!(expand("// #default S = 0\n// #let S = 1\n").is_err());
     }
 
     #[test]

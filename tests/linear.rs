@@ -95,20 +95,41 @@ fn check(m: usize, n: usize, k: usize, stride: usize, gelu: bool, bias: bool, re
 }
 
 /// Every variant this device can run (native f16 loads need SHADER_F16; llvmpipe without it
-/// cannot run any f16 variant).
+/// cannot run any f16 variant; the subgroup variants need subgroups of 8 or more, which
+/// lavapipe has).
 fn runnable() -> Vec<Variant> {
     let g = gpu();
     let native = g.device.features().contains(wgpu::Features::SHADER_F16);
     let f16 = linear::f16_supported(&g);
+    let subgroups = linear::subgroups_fit(&g);
     if !native {
         eprintln!(
             "no SHADER_F16 on {}: native f16 variants not run",
             g.info.name
         );
     }
+    if !subgroups {
+        eprintln!("no subgroups on {}: subgroup variants not run", g.info.name);
+    }
+    assert!(
+        subgroups || !g.info.name.contains("llvmpipe"),
+        "lavapipe has subgroups of 8, but the device was opened without them"
+    );
     Variant::ALL
         .into_iter()
-        .filter(|v| (native || !v.needs_shader_f16()) && (f16 || v.format() == WeightFormat::F32))
+        .filter(|v| {
+            (native || !v.needs_shader_f16())
+                && (f16 || v.format() == WeightFormat::F32)
+                && (subgroups || !v.needs_subgroups())
+        })
+        .collect()
+}
+
+/// The texture variants this device can run.
+fn texture_variants() -> Vec<Variant> {
+    runnable()
+        .into_iter()
+        .filter(|v| v.layout() == WeightLayout::Texture)
         .collect()
 }
 
@@ -150,10 +171,7 @@ fn scalar_paths_take_any_k_and_stride() {
     // K not a multiple of 4 (tails of 1, 2, 3 in the last quad; for f16 the padded weight
     // rows), and an odd row stride.
     let scalar = runnable().into_iter().filter(|v| {
-        matches!(
-            v,
-            Variant::Scalar | Variant::F16Scalar | Variant::TextureF32 | Variant::TextureF16
-        )
+        matches!(v, Variant::Scalar | Variant::F16Scalar) || v.layout() == WeightLayout::Texture
     });
     for v in scalar {
         check_variant(v, (9, 130, 5, 5), false, false, false);
@@ -174,15 +192,15 @@ fn record_picks_the_weights_format() {
     let native = g.device.features().contains(wgpu::Features::SHADER_F16);
     let odd = linear::Linear::new(5, 6, 7);
     if g.info.device_type == wgpu::DeviceType::Cpu {
-        // CPU adapters read both operands from storage textures, at any shape.
-        assert_eq!(
-            (f32_pick, f16_pick),
+        // CPU adapters read both operands from storage textures, at any shape, sharing x rows
+        // across the subgroup where they can.
+        let (t32, t16) = if linear::subgroups_fit(&g) {
+            (Variant::TextureF32Subgroup, Variant::TextureF16Subgroup)
+        } else {
             (Variant::TextureF32, Variant::TextureF16)
-        );
-        assert_eq!(
-            Variant::choose(&g, odd, WeightFormat::F16),
-            Variant::TextureF16
-        );
+        };
+        assert_eq!((f32_pick, f16_pick), (t32, t16));
+        assert_eq!(Variant::choose(&g, odd, WeightFormat::F16), t16);
     } else {
         assert_eq!(f16_pick.needs_shader_f16(), native, "{f16_pick:?}");
         assert_eq!(
@@ -269,13 +287,17 @@ fn variants_refuse_the_other_weight_format() {
 #[test]
 fn texture_variants_chain_through_textures() {
     let g = gpu();
-    for v in [Variant::TextureF32, Variant::TextureF16] {
+    for v in texture_variants() {
+        // The subgroup variants' tiles: 24 rows (17, 33, 20, 19: the last tile reads rows past
+        // the texture's 16-row padding), 8 (1) and 16 (32, 64).
         for (m, n, k) in [
             (17, 97, 13),
             (33, 190, 48),
             (1, 5, 3),
             (20, 100, 36),
             (19, 4, 8),
+            (32, 36, 20),
+            (64, 40, 9),
         ] {
             let x = random(11, m * k, -1.0, 1.0);
             let w = random(12, n * k, -0.5, 0.5);
@@ -325,6 +347,26 @@ fn texture_variants_chain_through_textures() {
                 );
             }
         }
+    }
+}
+
+/// The subgroup variants' row tile costs least with its padding; the others keep 16 rows.
+#[test]
+fn texture_row_tiles_follow_the_padding() {
+    let (f32_sub, f32_plain) = (Variant::TextureF32Subgroup, Variant::TextureF32);
+    let pick = |m| linear::texture_rows(f32_sub, m);
+    assert_eq!(pick(577), 24, "one image's tokens");
+    assert_eq!(pick(64), 16, "a 64-channel conv");
+    assert_eq!(pick(1), 8);
+    assert_eq!(pick(17), 24);
+    assert_eq!(pick(32), 16);
+    for m in 1..3000 {
+        assert_eq!(linear::texture_rows(f32_plain, m), 16);
+        assert!([8, 16, 24].contains(&pick(m)));
+        assert!(
+            pick(m) == 8 || m > 8,
+            "m = {m}: a tile of rows that are all padding"
+        );
     }
 }
 

@@ -11,6 +11,8 @@ fn capabilities(kernel: &str) -> naga::valid::Capabilities {
         "linear_f16" => Capabilities::SHADER_FLOAT16_IN_FLOAT32,
         // `enable f16;`: devices with SHADER_F16.
         "linear_f16_native" => Capabilities::SHADER_FLOAT16,
+        // subgroupBroadcast: devices with SUBGROUP (subgroups of 8 or more, for the products).
+        "linear_subgroup" => Capabilities::SUBGROUP,
         _ => Capabilities::empty(),
     }
 }

@@ -405,7 +405,7 @@ pub fn record_textures(
     let rows = score_rows(shape);
     let product = |program: &mut Program, shape: Linear, x, w: &Weight, y, at| {
         let shape = Linear { at, ..shape };
-        let v = linear::Variant::TextureF32;
+        let v = linear::Variant::texture(gpu, linear::WeightFormat::F32);
         linear::record_io(gpu, program, shape, v, x, w, None, None, y);
     };
     let softmax = AttentionParams {

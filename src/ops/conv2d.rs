@@ -735,7 +735,7 @@ fn record_image_product(
         gpu,
         program,
         product,
-        linear::Variant::TextureF32,
+        linear::Variant::texture(gpu, linear::WeightFormat::F32),
         Place::Texture(w),
         patches,
         bias,

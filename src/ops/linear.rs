@@ -9,6 +9,10 @@ use crate::ops::{Bind, Call, Kernel, Program, gelu, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("linear");
 
+/// linear.wgsl with its texture products loading x one row per lane and sharing the rows across
+/// the subgroup (shaders/linear_subgroup.wgsl); only for devices where [`subgroups_fit`].
+pub const KERNEL_SUBGROUP: Kernel = kernel!("linear_subgroup");
+
 /// The f16-weight entry points (u32 pairs unpacked with unpack2x16float). WGSL has no includes,
 /// so the module is linear.wgsl with shaders/linear_f16.wgsl appended; it is kept apart from
 /// [`KERNEL`] so that the f32 kernel needs nothing beyond core WGSL anywhere.
@@ -35,7 +39,9 @@ pub const KERNEL_F16_NATIVE: Kernel = Kernel {
 /// Output rows and columns per workgroup of the buffer variants.
 const TILE: usize = 128;
 /// Output rows and columns per workgroup of the texture variants (16 rows x 3 quads x 8 lanes);
-/// their x and w textures are padded to these many rows.
+/// their x and w textures are padded to these many rows. The subgroup variants' tiles may be
+/// 8 or 24 rows instead (see [`texture_rows`]): the rows they read past a texture's end are
+/// never stored, and WGSL makes such loads safe.
 pub const TEXTURE_ROWS: usize = 16;
 pub const TEXTURE_COLS: usize = 96;
 
@@ -51,6 +57,27 @@ pub fn texture_quads(n: usize) -> usize {
         .filter(|&q| n.next_multiple_of(32 * q) <= n.next_multiple_of(TEXTURE_COLS))
         .min_by_key(|&q| (cost(q), 3 - q))
         .unwrap_or(3)
+}
+
+/// Rows per lane of `variant`'s tile for `m` rows, the shader's TEX_ROWS: 16, or for the
+/// subgroup variants whichever of 8, 16 and 24 costs least with its padding rows. The cost per
+/// row and k step was measured in lavapipe's machine code (instructions per accumulator, x loads
+/// shared across 8 rows): 72, 63 and 58.
+pub fn texture_rows(variant: Variant, m: usize) -> usize {
+    if !variant.needs_subgroups() {
+        return TEXTURE_ROWS;
+    }
+    [(24, 58), (16, 63), (8, 72)]
+        .into_iter()
+        .min_by_key(|&(rows, cost)| m.next_multiple_of(rows) * cost)
+        .map_or(TEXTURE_ROWS, |(rows, _)| rows)
+}
+
+/// Whether the subgroup variants run on this device: subgroup operations enabled, and never
+/// fewer than 8 invocations in a subgroup (a workgroup of the texture products is 8 lanes
+/// sharing x rows).
+pub fn subgroups_fit(gpu: &Gpu) -> bool {
+    gpu.device.features().contains(wgpu::Features::SUBGROUP) && gpu.info.subgroup_min_size >= 8
 }
 
 /// Keep in sync with `Params` in shaders/linear.wgsl.
@@ -402,10 +429,15 @@ pub enum Variant {
     TextureF32,
     /// `TextureF32` with the weights in an rgba16float texture (half the bytes per load).
     TextureF16,
+    /// `TextureF32` with x rows loaded once per subgroup and broadcast, up to 24x12 outputs per
+    /// lane (devices where [`subgroups_fit`]).
+    TextureF32Subgroup,
+    /// `TextureF16` with x rows broadcast like `TextureF32Subgroup`.
+    TextureF16Subgroup,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 12] = [
         Variant::Scalar,
         Variant::Vec4,
         Variant::Vec4Cpu,
@@ -416,6 +448,8 @@ impl Variant {
         Variant::F16NativeVec4Cpu,
         Variant::TextureF32,
         Variant::TextureF16,
+        Variant::TextureF32Subgroup,
+        Variant::TextureF16Subgroup,
     ];
 
     /// The fastest variant that is correct for `shape` and weights in `format` on this adapter:
@@ -437,10 +471,7 @@ impl Variant {
         layout: WeightLayout,
     ) -> Self {
         if layout == WeightLayout::Texture {
-            return match format {
-                WeightFormat::F32 => Variant::TextureF32,
-                WeightFormat::F16 => Variant::TextureF16,
-            };
+            return Self::texture(gpu, format);
         }
         let vec4 = vec4_loads_fit(shape);
         let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
@@ -457,12 +488,24 @@ impl Variant {
         }
     }
 
+    /// The fastest texture variant for weights in `format` on this device.
+    pub fn texture(gpu: &Gpu, format: WeightFormat) -> Self {
+        match (format, subgroups_fit(gpu)) {
+            (WeightFormat::F32, false) => Variant::TextureF32,
+            (WeightFormat::F16, false) => Variant::TextureF16,
+            (WeightFormat::F32, true) => Variant::TextureF32Subgroup,
+            (WeightFormat::F16, true) => Variant::TextureF16Subgroup,
+        }
+    }
+
     /// The weight format this variant reads.
     pub fn format(self) -> WeightFormat {
         match self {
-            Variant::Scalar | Variant::Vec4 | Variant::Vec4Cpu | Variant::TextureF32 => {
-                WeightFormat::F32
-            }
+            Variant::Scalar
+            | Variant::Vec4
+            | Variant::Vec4Cpu
+            | Variant::TextureF32
+            | Variant::TextureF32Subgroup => WeightFormat::F32,
             _ => WeightFormat::F16,
         }
     }
@@ -470,7 +513,10 @@ impl Variant {
     /// Where this variant reads its weights.
     pub fn layout(self) -> WeightLayout {
         match self {
-            Variant::TextureF32 | Variant::TextureF16 => WeightLayout::Texture,
+            Variant::TextureF32
+            | Variant::TextureF16
+            | Variant::TextureF32Subgroup
+            | Variant::TextureF16Subgroup => WeightLayout::Texture,
             _ => WeightLayout::Buffer,
         }
     }
@@ -480,14 +526,23 @@ impl Variant {
         matches!(self, Variant::F16NativeVec4 | Variant::F16NativeVec4Cpu)
     }
 
-    fn needs_vec4_loads(self) -> bool {
-        !matches!(
+    /// Whether the device needs subgroups (see [`subgroups_fit`]) for it.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(
             self,
-            Variant::Scalar | Variant::F16Scalar | Variant::TextureF32 | Variant::TextureF16
+            Variant::TextureF32Subgroup | Variant::TextureF16Subgroup
         )
     }
 
+    fn needs_vec4_loads(self) -> bool {
+        !matches!(self, Variant::Scalar | Variant::F16Scalar)
+            && self.layout() == WeightLayout::Buffer
+    }
+
     pub fn kernel(self) -> &'static Kernel {
+        if self.needs_subgroups() {
+            return &KERNEL_SUBGROUP;
+        }
         if self.layout() == WeightLayout::Texture {
             return &KERNEL;
         }
@@ -508,16 +563,16 @@ impl Variant {
             Variant::F16Vec4Cpu => "main_f16_vec4_cpu",
             Variant::F16NativeVec4 => "main_f16_native_vec4",
             Variant::F16NativeVec4Cpu => "main_f16_native_vec4_cpu",
-            Variant::TextureF32 => "main_texture_f32_to_buffer",
-            Variant::TextureF16 => "main_texture_f16_to_buffer",
+            Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_buffer",
+            Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_buffer",
         }
     }
 
     /// The entry point storing y into a buffer in whole vec4s (texture variants only).
     fn entry_buffer4(self) -> &'static str {
         match self {
-            Variant::TextureF32 => "main_texture_f32_to_buffer4",
-            Variant::TextureF16 => "main_texture_f16_to_buffer4",
+            Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_buffer4",
+            Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_buffer4",
             _ => panic!("linear: {self:?} has no vec4 epilogue"),
         }
     }
@@ -525,8 +580,8 @@ impl Variant {
     /// The entry point storing y as a matrix texture in whole vec4s (texture variants only).
     fn entry_texture4(self) -> &'static str {
         match self {
-            Variant::TextureF32 => "main_texture_f32_to_texture4",
-            Variant::TextureF16 => "main_texture_f16_to_texture4",
+            Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_texture4",
+            Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_texture4",
             _ => panic!("linear: {self:?} cannot store its output as a texture"),
         }
     }
@@ -534,8 +589,8 @@ impl Variant {
     /// [`Variant::entry_texture4`] with the residual read from a texture (texture variants).
     fn entry_stream(self) -> &'static str {
         match self {
-            Variant::TextureF32 => "main_texture_f32_to_stream",
-            Variant::TextureF16 => "main_texture_f16_to_stream",
+            Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_stream",
+            Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_stream",
             _ => panic!("linear: {self:?} cannot store its output as a texture"),
         }
     }
@@ -543,8 +598,8 @@ impl Variant {
     /// The entry point storing y as a matrix texture (texture variants only).
     fn entry_to_texture(self) -> &'static str {
         match self {
-            Variant::TextureF32 => "main_texture_f32_to_texture",
-            Variant::TextureF16 => "main_texture_f16_to_texture",
+            Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_texture",
+            Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_texture",
             _ => panic!("linear: {self:?} cannot store its output as a texture"),
         }
     }
@@ -567,6 +622,14 @@ impl Variant {
             Variant::TextureF32 => "f32 weights, operands in storage textures for CPU adapters",
             Variant::TextureF16 => {
                 "f16 weights (rgba16float), operands in storage textures for CPU adapters"
+            }
+            Variant::TextureF32Subgroup => {
+                "f32 weights, operands in storage textures for CPU adapters, x rows shared \
+                 across the subgroup"
+            }
+            Variant::TextureF16Subgroup => {
+                "f16 weights (rgba16float), operands in storage textures for CPU adapters, x \
+                 rows shared across the subgroup"
             }
         }
     }
@@ -689,16 +752,23 @@ pub fn record_io(
         "linear: {variant:?} needs a device with SHADER_F16, {} was opened without it",
         gpu.info.name
     );
+    assert!(
+        !variant.needs_subgroups() || subgroups_fit(gpu),
+        "linear: {variant:?} needs a device with subgroups of 8 or more, {} has none",
+        gpu.info.name
+    );
     // The epilogue's steps, compiled into the pipeline (see the override constants in
     // shaders/linear.wgsl).
     let on = |b: bool| if b { 1.0 } else { 0.0 };
     let quads = texture_quads(shape.n);
+    let rows = texture_rows(variant, shape.m);
     let tile_constants = [
         ("BIAS", on(bias.is_some())),
         ("GELU", on(shape.gelu)),
         ("RESIDUAL", on(residual.is_some())),
         ("ROW_BIAS", on(shape.row_bias)),
         ("TEX_QUADS", quads as f64),
+        ("TEX_ROWS", rows as f64),
         ("K_TAIL", on(!shape.k.is_multiple_of(4))),
     ];
     // The buffer variants have no TEX_QUADS.
@@ -800,8 +870,7 @@ pub fn record_io(
             };
             let k4 = shape.k.div_ceil(4);
             assert!(
-                xt.height >= last.x_row0 + shape.m.next_multiple_of(TEXTURE_ROWS)
-                    && xt.texels_wide() >= last.x_col0 + k4,
+                xt.height >= last.x_row0 + shape.m && xt.texels_wide() >= last.x_col0 + k4,
                 "linear: x texture [{}, {} texels] does not hold {shape:?}",
                 xt.height,
                 xt.texels_wide()
@@ -894,7 +963,7 @@ pub fn record_io(
                     ],
                     workgroups: [
                         shape.n.div_ceil(32 * quads) as u32,
-                        shape.m.div_ceil(TEXTURE_ROWS) as u32,
+                        shape.m.div_ceil(rows) as u32,
                         u(shape.repeat),
                     ],
                     flops,

@@ -47,6 +47,7 @@ pub const ALL_KERNELS: &[Kernel] = &[
     linear::KERNEL,
     linear::KERNEL_F16,
     linear::KERNEL_F16_NATIVE,
+    linear::KERNEL_SUBGROUP,
     max_pool::KERNEL,
     to_texture::KERNEL,
     tokens::KERNEL,
