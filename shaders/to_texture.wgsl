@@ -147,12 +147,12 @@ fn im2col{SUFFIX}(
     if (k >= ip.c * khw || t >= ip.texels) {
         return;
     }
-    let c = k / khw;
-    let ky = (k % khw) / ip.kw;
-    let kx = k % ip.kw;
+    let c = quotient(k, khw);
+    let ky = quotient(k - c * khw, ip.kw);
+    let kx = k - c * khw - ky * ip.kw;
     let pixels = ip.oh * ip.ow;
     var px = 4u * t;
-    var oy = px / ip.ow;
+    var oy = quotient(px, ip.ow);
     var ox = px - oy * ip.ow;
     var v = vec4<f32>(0.0);
 // #for C in x y z w
@@ -174,3 +174,56 @@ fn im2col{SUFFIX}(
     textureStore(out, vec2<u32>(t, k), v);
 }
 // #end
+
+// n / d for n < 2^24: lavapipe divides integers lane by lane (8 scalar divisions per batch),
+// floats in one vector instruction. The f32 quotient is within one of the true one (n and d
+// exact, one rounding), and the product corrects it.
+fn quotient(n: u32, d: u32) -> u32 {
+    var q = u32(f32(n) / f32(d));
+    q -= select(0u, 1u, q * d > n);
+    q += select(0u, 1u, (q + 1u) * d <= n);
+    return q;
+}
+
+// im2col_texture for stride 1 with W and OW multiples of 4 (every unstrided 3x3 conv of the
+// backbone): a texel's four output pixels lie in one input row, in at most two of its texels
+// and at the same offset for all of row k, so an output texel costs two inline loads and a
+// shuffle where im2col_texture loads a whole texel per pixel.
+@compute @workgroup_size(64, 1, 1)
+fn im2col_texture_stride1(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let k = wid.y;
+    let t = wid.x * 64u + lid;
+    let khw = ip.kh * ip.kw;
+    if (k >= ip.c * khw || t >= ip.texels) {
+        return;
+    }
+    let c = quotient(k, khw);
+    let kyx = k - c * khw;
+    let ky = quotient(kyx, ip.kw);
+    let kx = i32(kyx - ky * ip.kw);
+    // OW a multiple of 4: the texel's first pixel starts a quad of its output row.
+    let oy = quotient(4u * t, ip.ow);
+    let ox = i32(4u * t - oy * ip.ow);
+    let iy = i32(oy + ky) - i32(ip.pad_top);
+    let ix = ox + kx - i32(ip.pad_left);
+    // ix = 4 * a + shift with 0 <= shift < 4 (ix may be negative: floor, not truncation).
+    let shift = ((kx - i32(ip.pad_left)) % 4 + 4) % 4;
+    let a = (ix - shift) / 4;
+    // W a multiple of 4: input row iy starts a texel. Loads left of, right of, above or below
+    // the image read some other texel (or zero) and are masked below.
+    let at = iy * i32(ip.w / 4u) + a;
+    let row = i32(ip.image + c);
+    let t0 = textureLoad(src, vec2<i32>(at, row));
+    let t1 = textureLoad(src, vec2<i32>(at + 1, row));
+    var v = t0;
+    v = select(v, vec4<f32>(t0.y, t0.z, t0.w, t1.x), shift == 1);
+    v = select(v, vec4<f32>(t0.z, t0.w, t1.x, t1.y), shift == 2);
+    v = select(v, vec4<f32>(t0.w, t1.x, t1.y, t1.z), shift == 3);
+    let xs = vec4<i32>(ix) + vec4<i32>(0, 1, 2, 3);
+    let inside = xs >= vec4<i32>(0) & xs < vec4<i32>(i32(ip.w)) & vec4<bool>(iy >= 0 && iy < i32(ip.h));
+    textureStore(out, vec2<u32>(t, k), select(vec4<f32>(0.0), v, inside));
+}
+

@@ -301,6 +301,11 @@ fn texture_im2col_product_matches_the_reference() {
         (Conv2d::same(1, 64, 12, 12, 64, 3, 1), false),
         (Conv2d::same(2, 12, 9, 9, 24, 1, 2), false),
         (Conv2d::same(1, 6, 5, 5, 7, 1, 1), true),
+        // Unstrided over whole-texel rows (im2col_texture_stride1): every offset into a texel
+        // (5x5: 2 left of 0 to 2 right), an output narrower than the input, h != w.
+        (Conv2d::same(2, 5, 7, 16, 6, 5, 1), true),
+        (Conv2d::valid(1, 9, 6, 12, 10, 5, 1), false),
+        (Conv2d::same(2, 17, 4, 8, 9, 3, 1), false),
     ];
     for (shape, bias) in cases {
         let (fits, record) = (conv2d::texture_im2col_fits, conv2d::record_im2col_texture);

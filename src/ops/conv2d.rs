@@ -615,8 +615,11 @@ pub fn record_im2col_texture(
     let texels = ohw.div_ceil(4);
     let operand = Weight::texture_operand(patches.clone(), ohw, k);
     // A texture input holds image b from row b * cin (inline loads); a buffer from b * cin * h * w.
+    // Unstrided convs over rows of whole texels take two loads per output texel, not four.
+    let aligned = shape.stride == 1 && shape.w.is_multiple_of(4) && shape.ow.is_multiple_of(4);
     let (entry, source, image) = match x {
         Place::Buffer(b) => ("im2col", Bind::from(b), shape.cin * shape.h * shape.w),
+        Place::Texture(t) if aligned => ("im2col_texture_stride1", Bind::from(&t.view), shape.cin),
         Place::Texture(t) => ("im2col_texture", Bind::from(&t.view), shape.cin),
     };
     for b in 0..shape.batch {
