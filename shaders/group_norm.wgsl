@@ -286,13 +286,19 @@ fn apply_slices{SUFFIX}(
     let hw4 = p.hw / 4u;
     var c = c0 + run.x / hw4;
     var next = (run.x / hw4 + 1u) * hw4;
+    // y = x * scale + shift per channel, loaded as the run enters a channel: gamma and beta
+    // are buffers, and lavapipe loads a buffer lane by lane (a masked-off lane skips it).
+    var scale = inv_std * gamma[c];
+    var shift = beta[c] - mean * scale;
     var t = start_{SRC}(base + run.x);
     for (var i = run.x; i < run.y; i++) {
         if (i == next) {
             c += 1u;
             next += hw4;
+            scale = inv_std * gamma[c];
+            shift = beta[c] - mean * scale;
         }
-        var y = (load_{SRC}(t) - mean) * (inv_std * gamma[c]) + beta[c];
+        var y = load_{SRC}(t) * scale + shift;
         if (RESIDUAL) {
             y += residual_{DST}(base + i, t);
         }
