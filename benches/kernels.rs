@@ -55,9 +55,11 @@ fn main() {
         ("linear fc2 577x3072 -> 768 +res", 768, 3072, false, true),
     ] {
         for v in Variant::ALL {
-            let name = format!("{name} {}", v.entry());
+            // The kernel too: linear and linear_subgroup share their entry points' names.
+            let name = format!("{name} {}:{}", v.kernel().name, v.entry());
             if !name.contains(&filter)
                 || (v.needs_shader_f16() && !native_f16)
+                || (v.needs_subgroups() && !linear::subgroups_fit(&gpu))
                 || (v.format() == WeightFormat::F16
                     && v.layout() == WeightLayout::Buffer
                     && !linear::f16_supported(&gpu))
