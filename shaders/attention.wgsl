@@ -489,6 +489,9 @@ fn context_cpu(
 // the padding columns (the context product reads whole texels) and padding rows.
 @group(0) @binding(1) var scores_tex: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(2) var probs_tex: texture_storage_2d<rgba32float, write>;
+// 1 / each row's sum: the context product scales its rows by it (linear.wgsl's ROW_SCALE),
+// so the probabilities are stored unnormalised and exp runs once per score, not twice.
+@group(0) @binding(3) var<storage, read_write> inv_sums: array<f32>; // [heads * s_stride]
 
 @compute @workgroup_size(64, 1, 1)
 fn softmax_texture(
@@ -513,11 +516,9 @@ fn softmax_texture(
     var s = vec4<f32>(0.0);
     for (var c = 0u; c < q; c++) {
         let e = exp((textureLoad(scores_tex, vec2<u32>(c, row)) - mx) * p.scale);
-        s += select(vec4<f32>(0.0), e, keep | vec4<bool>(c + 1u < q));
+        let kept = select(vec4<f32>(0.0), e, keep | vec4<bool>(c + 1u < q));
+        s += kept;
+        textureStore(probs_tex, vec2<u32>(c, row), kept);
     }
-    let inv = 1.0 / (s.x + s.y + s.z + s.w);
-    for (var c = 0u; c < q; c++) {
-        let e = exp((textureLoad(scores_tex, vec2<u32>(c, row)) - mx) * p.scale);
-        textureStore(probs_tex, vec2<u32>(c, row), select(vec4<f32>(0.0), e * inv, keep | vec4<bool>(c + 1u < q)));
-    }
+    inv_sums[row] = 1.0 / (s.x + s.y + s.z + s.w);
 }

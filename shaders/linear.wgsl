@@ -282,6 +282,29 @@ override TEX_QUADS: u32 = {TQ}u;
 // there, but 0 x inf is NaN, so those rows are zeroed: a non-finite image never reaches its
 // batch-mates. Off (and compiled out) for every other product.
 override K_TAIL: bool = false;
+// bias holds one factor per row of x's texture, which scales the product's row (attention's
+// context times 1 / the softmax sums, so softmax_texture need not normalise). No bias then.
+override ROW_SCALE: bool = false;
+
+// The entry points that bind bias as f32s read the factor from bias, the vec4 ones from bias4
+// (the buffer then holds whole vec4s: src/ops/linear.rs).
+// #for OUT in buffer texture
+fn row_scaled_{OUT}(z: u32, r: u32, v: vec4<f32>) -> vec4<f32> {
+    if (ROW_SCALE) {
+        return v * bias[p.x_row0 + z * p.z_x_row0 + r];
+    }
+    return v;
+}
+// #end
+// #for OUT in buffer4 texture4 stream
+fn row_scaled_{OUT}(z: u32, r: u32, v: vec4<f32>) -> vec4<f32> {
+    if (ROW_SCALE) {
+        let i = p.x_row0 + z * p.z_x_row0 + r;
+        return v * bias4[i / 4u][i % 4u];
+    }
+    return v;
+}
+// #end
 
 fn w_rows_in_k(w: vec4<f32>, row: i32) -> vec4<f32> {
     if (K_TAIL) {
@@ -370,7 +393,7 @@ fn main_texture_{W}_to_{OUT}(
 // #for r in 0..TR
 // #for q in 0..TQ
     if (TEX_ROWS > {r}u && TEX_QUADS > {q}u) {
-        store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, a{r}_{q});
+        store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, row_scaled_{OUT}(z, row0 + {r}u, a{r}_{q}));
     }
 // #end
 // #end

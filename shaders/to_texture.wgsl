@@ -223,7 +223,9 @@ fn im2col_texture_stride1(
     v = select(v, vec4<f32>(t0.z, t0.w, t1.x, t1.y), shift == 2);
     v = select(v, vec4<f32>(t0.w, t1.x, t1.y, t1.z), shift == 3);
     let xs = vec4<i32>(ix) + vec4<i32>(0, 1, 2, 3);
-    let inside = xs >= vec4<i32>(0) & xs < vec4<i32>(i32(ip.w)) & vec4<bool>(iy >= 0 && iy < i32(ip.h));
+    // (WGSL wants parentheses between comparisons and `&`; naga lets them go, Tint does not.)
+    let row_inside = iy >= 0 && iy < i32(ip.h);
+    let inside = (xs >= vec4<i32>(0)) & (xs < vec4<i32>(i32(ip.w))) & vec4<bool>(row_inside);
     textureStore(out, vec2<u32>(t, k), select(vec4<f32>(0.0), v, inside));
 }
 

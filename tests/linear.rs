@@ -388,3 +388,63 @@ fn texture_tile_narrows_for_few_columns() {
         );
     }
 }
+
+/// A row scale (attention's 1 / softmax sums) multiplies each row of every product by the
+/// factor at that row of x's texture, offsets and z steps included, in place of a bias.
+#[test]
+fn texture_variants_scale_rows_by_x_row() {
+    let g = gpu();
+    for v in texture_variants() {
+        // Factors in whole vec4s (52 and 72 rows: the vec4 entry points) or not (15 rows).
+        for (m, n, k, first) in [(19, 36, 20, 4), (30, 64, 13, 2), (1, 8, 4, 3)] {
+            let (gap, repeat) = (5, 2);
+            let x_rows = first + repeat * (m + gap);
+            let x = random(21, x_rows * k, -1.0, 1.0);
+            let w = random(22, n * k, -0.5, 0.5);
+            let scale = random(23, x_rows, 0.5, 2.0);
+            let shape = linear::Linear {
+                row_scale: true,
+                repeat,
+                at: linear::Offsets {
+                    x_row0: first,
+                    ..Default::default()
+                },
+                step: linear::Offsets {
+                    x_row0: m + gap,
+                    y_row0: m,
+                    ..Default::default()
+                },
+                ..linear::Linear::new(m, n, k)
+            };
+            let wb = Weight::upload_in(&g, "w", &w, (n, k), v.format(), v.layout()).unwrap();
+            let xt = linear::texture_for(&g, "x", x_rows, k).unwrap();
+            let yt = linear::texture_for(&g, "y", repeat * m, n).unwrap();
+            let (xb, sb) = (g.upload("x", &x), g.upload("s", &scale));
+            let mut p = Program::new();
+            vit_hybrid::ops::to_texture::record(&g, &mut p, &xb, k, &xt);
+            let (i, o) = (Input::Texture(&xt), Output::Texture(&yt));
+            linear::record_io(&g, &mut p, shape, v, i, &wb, Some(&sb), None, o);
+            p.run(&g).unwrap();
+            let w_used = match v.format() {
+                WeightFormat::F32 => w.clone(),
+                WeightFormat::F16 => linear::round_f16(&w),
+            };
+            let mut want = Vec::new();
+            for z in 0..repeat {
+                let row0 = first + z * (m + gap);
+                let xz = &x[row0 * k..(row0 + m) * k];
+                let y = linear::cpu(linear::Linear::new(m, n, k), xz, &w_used, None, None);
+                for (i, row) in y.chunks(n).enumerate() {
+                    want.extend(row.iter().map(|&v| v * scale[row0 + i]));
+                }
+            }
+            assert_close(
+                &format!("{v:?} {m}x{n}x{k} scaled by x's rows"),
+                &yt.read(&g).unwrap(),
+                &want,
+                1e-5,
+                1e-4,
+            );
+        }
+    }
+}

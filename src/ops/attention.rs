@@ -324,11 +324,13 @@ pub fn qkv_texture(gpu: &Gpu, shape: Attention) -> Result<MatrixTexture> {
     )
 }
 
-/// Scratch of [`record_textures`]: the keys transposed, one image's scores and probabilities.
+/// Scratch of [`record_textures`]: the keys transposed, one image's scores and unnormalised
+/// probabilities, and 1 / each row's sum.
 pub struct TextureScratch {
     pub keys: MatrixTexture,
     pub scores: MatrixTexture,
     pub probs: MatrixTexture,
+    pub inv_sums: wgpu::Buffer,
 }
 
 impl TextureScratch {
@@ -342,6 +344,7 @@ impl TextureScratch {
             keys: t("attention.keys", keys, shape.seq, keys_width(shape))?,
             scores: t("attention.scores", rows, shape.seq, shape.seq)?,
             probs: t("attention.probs", rows, shape.seq, shape.seq)?,
+            inv_sums: gpu.storage("attention.inv_sums", rows),
         })
     }
 }
@@ -403,10 +406,10 @@ pub fn record_textures(
     let keys = Weight::texture_operand(scratch.keys.clone(), seq, hd);
     let values = Weight::texture_operand(qkv.clone(), hd, seq);
     let rows = score_rows(shape);
-    let product = |program: &mut Program, shape: Linear, x, w: &Weight, y, at| {
+    let product = |program: &mut Program, shape: Linear, x, w: &Weight, y, at, scale| {
         let shape = Linear { at, ..shape };
         let v = linear::Variant::texture(gpu, linear::WeightFormat::F32);
-        linear::record_io(gpu, program, shape, v, x, w, None, None, y);
+        linear::record_io(gpu, program, shape, v, x, w, scale, None, y);
     };
     let softmax = AttentionParams {
         batch: 1,
@@ -435,7 +438,7 @@ pub fn record_textures(
             ..Default::default()
         };
         let (x, y) = (Place::Texture(qkv), Place::Texture(&scratch.scores));
-        product(program, per_head(seq, seq, hd, step), x, &keys, y, at);
+        product(program, per_head(seq, seq, hd, step), x, &keys, y, at, None);
         program.push(
             gpu,
             Call {
@@ -445,6 +448,7 @@ pub fn record_textures(
                 bindings: &[
                     Bind::from(&scratch.scores.view),
                     Bind::from(&scratch.probs.view),
+                    Bind::from(&scratch.inv_sums),
                 ],
                 workgroups: grid_1d((heads * rows).div_ceil(64)),
                 flops: 4.0 * (heads * seq * seq) as f64,
@@ -464,6 +468,11 @@ pub fn record_textures(
             ..Default::default()
         };
         let (x, y) = (Place::Texture(&scratch.probs), Place::Texture(out));
-        product(program, per_head(seq, hd, seq, step), x, &values, y, at);
+        let context = Linear {
+            row_scale: true,
+            ..per_head(seq, hd, seq, step)
+        };
+        let scale = Some(&scratch.inv_sums);
+        product(program, context, x, &values, y, at, scale);
     }
 }

@@ -118,6 +118,10 @@ pub struct Linear {
     pub gelu: bool,
     /// The bias is indexed by row instead of column (a 1x1 conv computed as a product).
     pub row_bias: bool,
+    /// Texture variants: the bias buffer holds instead one factor per row of x's texture (by
+    /// its texture row, offsets included), which scales that row of the product (attention's
+    /// context by 1 / the softmax sums); no bias is added then.
+    pub row_scale: bool,
     /// Where each operand starts in its buffer or texture.
     pub at: Offsets,
     /// Texture variants: this many products of the same shape in one dispatch, product i
@@ -166,6 +170,7 @@ impl Linear {
             x_row_stride: k,
             gelu: false,
             row_bias: false,
+            row_scale: false,
             at: Offsets::default(),
             repeat: 1,
             step: Offsets::default(),
@@ -762,14 +767,19 @@ pub fn record_io(
     let on = |b: bool| if b { 1.0 } else { 0.0 };
     let quads = texture_quads(shape.n);
     let rows = texture_rows(variant, shape.m);
+    assert!(
+        !shape.row_scale || (bias.is_some() && variant.layout() == WeightLayout::Texture),
+        "linear: a row scale needs a texture variant and its factors in the bias binding"
+    );
     let tile_constants = [
-        ("BIAS", on(bias.is_some())),
+        ("BIAS", on(bias.is_some() && !shape.row_scale)),
         ("GELU", on(shape.gelu)),
         ("RESIDUAL", on(residual.is_some())),
         ("ROW_BIAS", on(shape.row_bias)),
         ("TEX_QUADS", quads as f64),
         ("TEX_ROWS", rows as f64),
         ("K_TAIL", on(!shape.k.is_multiple_of(4))),
+        ("ROW_SCALE", on(shape.row_scale)),
     ];
     // The buffer variants have no TEX_QUADS.
     let constants = &tile_constants[..4];
@@ -902,7 +912,9 @@ pub fn record_io(
                 && at.y_offset.is_multiple_of(4)
                 && shape.step.y_offset.is_multiple_of(4)
                 && (!shape.row_bias || shape.m.is_multiple_of(4))
-                && bias.is_none_or(|b| b.size() >= 16);
+                && bias.is_none_or(|b| b.size() >= 16)
+                // The vec4 entry points read a row scale as whole vec4s.
+                && (!shape.row_scale || bias.is_some_and(|b| b.size().is_multiple_of(16)));
             if let Output::Buffer(b) = y {
                 assert!(
                     b.size() >= 4 * (last.y_offset + shape.m * shape.n) as u64,
