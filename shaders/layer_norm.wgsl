@@ -132,13 +132,13 @@ fn row_stats_{SRC}(row: u32, base: u32, q: u32) -> vec2<f32> {
 
 // #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
 // #for OUT in buffer texture
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(8, 1, 1)
 fn main_rows{SUFFIX}_to_{OUT}(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = (wid.x + wid.y * nwg.x) * 64u + lid;
+    let row = (wid.x + wid.y * nwg.x) * 8u + lid;
     if (row >= p.rows) {
         return;
     }

@@ -390,10 +390,17 @@ fn main_texture_{W}_to_{OUT}(
 // #end
 // #end
     }
+// #for q in 0..TQ
+    var cb{q} = vec4<f32>(0.0);
+    if (TEX_QUADS > {q}u) {
+        cb{q} = column_bias_{OUT}(quad0 + {8 * q}u);
+    }
+// #end
 // #for r in 0..TR
 // #for q in 0..TQ
     if (TEX_ROWS > {r}u && TEX_QUADS > {q}u) {
-        store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, row_scaled_{OUT}(z, row0 + {r}u, a{r}_{q}));
+        let v = row_scaled_{OUT}(z, row0 + {r}u, a{r}_{q});
+        store_{OUT}(z, row0 + {r}u, quad0 + {8 * q}u, v, cb{q});
     }
 // #end
 // #end
@@ -411,18 +418,37 @@ fn y_texel(z: u32, r: u32, quad: u32) -> vec2<u32> {
     return vec2<u32>(p.y_col0 + z * p.z_y_col0 + quad, p.y_row0 + z * p.z_y_row0 + r);
 }
 
-fn store_buffer(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+fn store_buffer(z: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) {
     finish(y_at(z), r, 4u * quad, v);
 }
 
-// Bias and GELU on whole vec4s (N, y_offset and a row bias's length multiples of 4).
-fn affine4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
+// The column bias of a lane's quad for the vec4 entry points, loaded once before its 8-24
+// stores: bias4 is a buffer, and lavapipe loads a buffer lane by lane, each component through
+// the stack (about a tenth of a K = 768 product when it was loaded per store). The scalar
+// entry points add their bias per element in the epilogue.
+// #for OUT in buffer texture
+fn column_bias_{OUT}(quad: u32) -> vec4<f32> {
+    return vec4<f32>(0.0);
+}
+// #end
+// #for OUT in buffer4 texture4 stream
+fn column_bias_{OUT}(quad: u32) -> vec4<f32> {
+    if (BIAS && !ROW_BIAS) {
+        return bias4[quad];
+    }
+    return vec4<f32>(0.0);
+}
+// #end
+
+// Bias (a row's, or the column bias cb) and GELU on whole vec4s (N, y_offset and a row
+// bias's length multiples of 4).
+fn affine4(r: u32, v: vec4<f32>, cb: vec4<f32>) -> vec4<f32> {
     var o = v;
     if (BIAS) {
         if (ROW_BIAS) {
             o += vec4<f32>(bias4[r / 4u][r % 4u]);
         } else {
-            o += bias4[quad];
+            o += cb;
         }
     }
     if (GELU) {
@@ -432,37 +458,37 @@ fn affine4(r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
 }
 
 // affine4, then the residual from its buffer.
-fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>) -> vec4<f32> {
-    var o = affine4(r, quad, v);
+fn epilogue4(y0: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) -> vec4<f32> {
+    var o = affine4(r, v, cb);
     if (RESIDUAL) {
         o += residual4[(y0 + r * p.n) / 4u + quad];
     }
     return o;
 }
 
-fn store_buffer4(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+fn store_buffer4(z: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) {
     if (r < p.m && quad < p.n / 4u) {
         let y0 = y_at(z);
-        y4[(y0 + r * p.n) / 4u + quad] = epilogue4(y0, r, quad, v);
+        y4[(y0 + r * p.n) / 4u + quad] = epilogue4(y0, r, quad, v, cb);
     }
 }
 
-fn store_texture4(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+fn store_texture4(z: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) {
     if (r < p.m && quad < p.n / 4u) {
-        textureStore(yt, y_texel(z, r, quad), epilogue4(y_at(z), r, quad, v));
+        textureStore(yt, y_texel(z, r, quad), epilogue4(y_at(z), r, quad, v, cb));
     }
 }
 
-fn store_texture(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+fn store_texture(z: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) {
     if (r < p.m && quad < (p.n + 3u) / 4u) {
         textureStore(yt, y_texel(z, r, quad), texture_epilogue(y_at(z), r, quad, v));
     }
 }
 
 // The residual is always added here: the stream has one.
-fn store_stream(z: u32, r: u32, quad: u32, v: vec4<f32>) {
+fn store_stream(z: u32, r: u32, quad: u32, v: vec4<f32>, cb: vec4<f32>) {
     if (r < p.m && quad < p.n / 4u) {
         let t = y_texel(z, r, quad);
-        textureStore(yt, t, affine4(r, quad, v) + textureLoad(rt, t));
+        textureStore(yt, t, affine4(r, v, cb) + textureLoad(rt, t));
     }
 }

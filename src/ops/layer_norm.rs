@@ -138,7 +138,7 @@ pub fn record_variant(
             } else {
                 "main_rows_to_buffer"
             },
-            grid_1d(shape.rows.div_ceil(64)),
+            grid_1d(shape.rows.div_ceil(8)),
             Bind::from(b),
         ),
         (Variant::Rows, Place::Texture(t)) => {
@@ -154,7 +154,7 @@ pub fn record_variant(
                 } else {
                     "main_rows_to_texture"
                 },
-                grid_1d(shape.rows.div_ceil(64)),
+                grid_1d(shape.rows.div_ceil(8)),
                 Bind::from(&t.view),
             )
         }
