@@ -246,7 +246,9 @@ fn main() {
             t * 1e3,
             3.0 * 4.0 * (256 * 96 * 96) as f64 / t / 1e9
         );
-        let (x, g, b) = (buf(tokens * 768), buf(768), buf(768));
+        let x = buf(tokens * 768);
+        let affine = layer_norm::Affine::upload(&gpu, "ln", &[1.0; 768], &[0.0; 768])
+            .expect("layer norm weights");
         let xt = MatrixTexture::new(&gpu, "x", tokens, 768, tokens, TexelFormat::F32)
             .expect("x texture");
         let yt = linear::texture_for(&gpu, "y", tokens, 768).expect("y texture");
@@ -260,7 +262,7 @@ fn main() {
             ("texture", Place::Texture(&xt)),
         ] {
             let mut p = Program::new();
-            layer_norm::record(&gpu, &mut p, shape, x, &g, &b, Place::Texture(&yt));
+            layer_norm::record(&gpu, &mut p, shape, x, &affine, Place::Texture(&yt));
             let t = time(&gpu, &p);
             println!(
                 "{:<44} {:>9.3} ms {:>8.2} GB/s",

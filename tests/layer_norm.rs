@@ -14,10 +14,12 @@ fn run_all(
     beta: &[f32],
 ) -> Vec<(String, Vec<f32>)> {
     let g = gpu();
-    let (xb, gb, bb) = (
-        g.upload("x", x),
-        g.upload("gamma", gamma),
-        g.upload("beta", beta),
+    let xb = g.upload("x", x);
+    let affine = layer_norm::Affine::upload(&g, "ln", gamma, beta).unwrap();
+    assert_eq!(
+        affine.texture.is_some(),
+        shape.dim.is_multiple_of(4),
+        "gamma and beta as a texture wherever Rows can run"
     );
     // x in a texture too: the encoder's residual stream on CPU adapters.
     let xt = MatrixTexture::new(&g, "x", shape.rows, shape.dim, shape.rows, F32).unwrap();
@@ -35,14 +37,14 @@ fn run_all(
         ] {
             let yb = g.storage("y", x_len(shape));
             let mut p = Program::new();
-            layer_norm::record_variant(&g, &mut p, shape, v, x, &gb, &bb, Place::Buffer(&yb));
+            layer_norm::record_variant(&g, &mut p, shape, v, x, &affine, Place::Buffer(&yb));
             p.run(&g).unwrap();
             let name = format!("{v:?} from a {from} to a buffer");
             out.push((name, g.read(&yb, x_len(shape)).unwrap()));
             let yt =
                 MatrixTexture::new(&g, "y", shape.rows, shape.dim, shape.rows + 3, F32).unwrap();
             let mut p = Program::new();
-            layer_norm::record_variant(&g, &mut p, shape, v, x, &gb, &bb, Place::Texture(&yt));
+            layer_norm::record_variant(&g, &mut p, shape, v, x, &affine, Place::Texture(&yt));
             p.run(&g).unwrap();
             out.push((
                 format!("{v:?} from a {from} to a texture"),

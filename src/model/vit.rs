@@ -38,18 +38,13 @@ impl Dense {
     }
 }
 
-pub struct Norm {
-    pub weight: wgpu::Buffer,
-    pub bias: wgpu::Buffer,
-}
+/// A LayerNorm's weight (gamma) and bias (beta).
+pub type Norm = layer_norm::Affine;
 
-impl Norm {
-    fn load(gpu: &Gpu, w: &HostWeights, name: &str) -> Result<Self> {
-        Ok(Self {
-            weight: gpu.upload(name, &w.get(&format!("{name}.weight"))?.data),
-            bias: gpu.upload(name, &w.get(&format!("{name}.bias"))?.data),
-        })
-    }
+fn load_norm(gpu: &Gpu, w: &HostWeights, name: &str) -> Result<Norm> {
+    let gamma = &w.get(&format!("{name}.weight"))?.data;
+    let beta = &w.get(&format!("{name}.bias"))?.data;
+    layer_norm::Affine::upload(gpu, name, gamma, beta)
 }
 
 pub struct EncoderLayer {
@@ -146,7 +141,7 @@ impl Vit {
             let (qkv_w, qkv_b) =
                 stack_qkv(w, &format!("{p}.attention.attention"), hidden, cfg.qkv_bias)?;
             layers.push(EncoderLayer {
-                layernorm_before: Norm::load(gpu, w, &format!("{p}.layernorm_before"))?,
+                layernorm_before: load_norm(gpu, w, &format!("{p}.layernorm_before"))?,
                 qkv: Dense {
                     weight: Weight::upload(gpu, "qkv", &qkv_w, 3 * hidden, hidden, format)?,
                     bias: gpu.upload("qkv", &qkv_b),
@@ -159,7 +154,7 @@ impl Vit {
                     &format!("{p}.attention.output.dense"),
                     format,
                 )?,
-                layernorm_after: Norm::load(gpu, w, &format!("{p}.layernorm_after"))?,
+                layernorm_after: load_norm(gpu, w, &format!("{p}.layernorm_after"))?,
                 intermediate: Dense::load(gpu, w, &format!("{p}.intermediate.dense"), format)?,
                 output: Dense::load(gpu, w, &format!("{p}.output.dense"), format)?,
             });
@@ -197,7 +192,7 @@ impl Vit {
                 &w.get("vit.embeddings.position_embeddings")?.data,
             ),
             layers,
-            layernorm: Norm::load(gpu, w, "vit.layernorm")?,
+            layernorm: load_norm(gpu, w, "vit.layernorm")?,
             classifier: Dense::load(gpu, w, "classifier", format)?,
             hidden,
             heads: cfg.num_attention_heads,
@@ -393,7 +388,7 @@ impl Vit {
         for (i, layer) in self.layers.iter().enumerate() {
             p.set_scope(format!("encoder.layer.{i}.attention"));
             let before = &layer.layernorm_before;
-            layer_norm::record(gpu, p, ln, x.place(), &before.weight, &before.bias, normed);
+            layer_norm::record(gpu, p, ln, x.place(), before, normed);
             let qkv = Linear::new(rows, 3 * d, d);
             let shape = self.attention_shape(batch);
             match tex {
@@ -419,7 +414,7 @@ impl Vit {
 
             p.set_scope(format!("encoder.layer.{i}.mlp"));
             let after = &layer.layernorm_after;
-            layer_norm::record(gpu, p, ln, h.place(), &after.weight, &after.bias, normed);
+            layer_norm::record(gpu, p, ln, h.place(), after, normed);
             let (up, down) = (&layer.intermediate, &layer.output);
             let up_shape = Linear {
                 gelu: true,
@@ -437,8 +432,7 @@ impl Vit {
             p,
             ln,
             x.place(),
-            &self.layernorm.weight,
-            &self.layernorm.bias,
+            &self.layernorm,
             Place::Buffer(&bufs.normed),
         );
         tap(

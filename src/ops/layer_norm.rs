@@ -1,7 +1,9 @@
 //! `layer_norm`: LayerNorm over the last dimension, out of place (the encoder's norms).
 
+use anyhow::{Result, ensure};
+
 use crate::gpu::Gpu;
-use crate::ops::matrix_texture::Place;
+use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
 use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("layer_norm");
@@ -49,43 +51,68 @@ impl Variant {
     }
 }
 
+/// A norm's gamma and beta: as buffers (the workgroup kernel), and where dim is a multiple of
+/// 4 as one [2, dim] matrix texture, gamma in row 0 and beta in row 1, which the Rows variant
+/// reads with inline loads (on lavapipe a buffer load is a loop over the lanes).
+pub struct Affine {
+    pub gamma: wgpu::Buffer, // [dim]
+    pub beta: wgpu::Buffer,  // [dim]
+    pub texture: Option<MatrixTexture>,
+}
+
+impl Affine {
+    pub fn upload(gpu: &Gpu, label: &str, gamma: &[f32], beta: &[f32]) -> Result<Self> {
+        ensure!(
+            gamma.len() == beta.len(),
+            "{label}: gamma has {} values, beta {}",
+            gamma.len(),
+            beta.len()
+        );
+        let dim = gamma.len();
+        let texture = if dim > 0 && dim.is_multiple_of(4) && matrix_texture::fits(gpu, 2, dim) {
+            let both = [gamma, beta].concat();
+            let t = MatrixTexture::upload(gpu, label, &both, (2, dim), 2, TexelFormat::F32)?;
+            Some(t)
+        } else {
+            None
+        };
+        Ok(Self {
+            gamma: gpu.upload(label, gamma),
+            beta: gpu.upload(label, beta),
+            texture,
+        })
+    }
+}
+
 /// Records `y = LayerNorm(x) * gamma + beta`, row by row, into a buffer or a matrix texture.
-#[allow(clippy::too_many_arguments)]
 pub fn record(
     gpu: &Gpu,
     program: &mut Program,
     shape: LayerNorm,
-    x: Place<'_>,         // [rows, dim]
-    gamma: &wgpu::Buffer, // [dim]
-    beta: &wgpu::Buffer,  // [dim]
-    y: Place<'_>,         // [rows, dim]
+    x: Place<'_>, // [rows, dim]
+    affine: &Affine,
+    y: Place<'_>, // [rows, dim]
 ) {
-    record_variant(
-        gpu,
-        program,
-        shape,
-        Variant::choose(gpu, shape),
-        x,
-        gamma,
-        beta,
-        y,
-    );
+    let mut variant = Variant::choose(gpu, shape);
+    if affine.texture.is_none() {
+        variant = Variant::Workgroup;
+    }
+    record_variant(gpu, program, shape, variant, x, affine, y);
 }
 
-/// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`.
-#[allow(clippy::too_many_arguments)]
+/// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`
+/// (Rows also needs `affine`'s texture).
 pub fn record_variant(
     gpu: &Gpu,
     program: &mut Program,
     shape: LayerNorm,
     variant: Variant,
     x: Place<'_>,
-    gamma: &wgpu::Buffer,
-    beta: &wgpu::Buffer,
+    affine: &Affine,
     y: Place<'_>,
 ) {
     assert!(
-        variant.fits(shape),
+        variant.fits(shape) && (variant == Variant::Workgroup || affine.texture.is_some()),
         "layer_norm: {variant:?} cannot take {shape:?}"
     );
     let x_texture = match x {
@@ -101,7 +128,7 @@ pub fn record_variant(
                 let tmp = gpu.storage("layer_norm.in", shape.rows * shape.dim);
                 to_texture::record_from_texture(gpu, program, t, &tmp, shape.dim);
                 let x = Place::Buffer(&tmp);
-                record_variant(gpu, program, shape, variant, x, gamma, beta, y);
+                record_variant(gpu, program, shape, variant, x, affine, y);
                 return;
             }
             true
@@ -119,16 +146,7 @@ pub fn record_variant(
         (Variant::Workgroup, Place::Texture(t)) => {
             // The GPU kernel writes buffers; a texture output goes through one copy.
             let tmp = gpu.storage("layer_norm.out", shape.rows * shape.dim);
-            record_variant(
-                gpu,
-                program,
-                shape,
-                variant,
-                x,
-                gamma,
-                beta,
-                Place::Buffer(&tmp),
-            );
+            record_variant(gpu, program, shape, variant, x, affine, Place::Buffer(&tmp));
             to_texture::record(gpu, program, &tmp, shape.dim, t);
             return;
         }
@@ -159,6 +177,11 @@ pub fn record_variant(
             )
         }
     };
+    // Rows reads gamma and beta from the one texture, bound once for each.
+    let (gamma, beta) = match (variant, &affine.texture) {
+        (Variant::Rows, Some(t)) => (Bind::from(&t.view), Bind::from(&t.view)),
+        _ => (Bind::from(&affine.gamma), Bind::from(&affine.beta)),
+    };
     let x_bind = match x {
         Place::Buffer(b) => Bind::from(b),
         Place::Texture(t) => Bind::from(&t.view),
@@ -169,7 +192,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry,
             params,
-            bindings: &[x_bind, Bind::from(gamma), Bind::from(beta), out],
+            bindings: &[x_bind, gamma, beta, out],
             workgroups,
             // About 8 operations per element over the three passes.
             flops: 8.0 * n,
