@@ -69,36 +69,23 @@ var<workgroup> a_s: array<array<vec4<f32>, 16>, 16>; // [TK][TILE / 4]: left ope
 var<workgroup> b_s: array<array<vec4<f32>, 16>, 16>; // [TK][TILE / 4]: right operand tile, transposed
 var<workgroup> red: array<f32, 64>;                  // [ROW_WG]: softmax partial max / sum
 
-fn tiles(n: u32) -> u32 {
-    return (n + TILE - 1u) / TILE;
-}
-
 // TK steps of the invocation's 8x8 block: row i of the block is acc[2 * i] (columns 0..4)
 // and acc[2 * i + 1] (columns 4..8). Everything touching acc uses constant indices (the 16
-// fmas written out, the epilogues row by row): only then does lavapipe keep acc in registers;
-// with loops indexing it the multiplies ran ~1.7x slower.
+// fmas and the epilogues' rows written out by `#for`, src/shader_template.rs): only then does
+// lavapipe keep acc in registers; with loops indexing it the multiplies ran ~1.7x slower.
 fn accumulate_tile(acc: ptr<function, array<vec4<f32>, 16>>, lid: vec3<u32>) {
     for (var kk = 0u; kk < TK; kk++) {
-        let a0 = a_s[kk][2u * lid.y];
-        let a1 = a_s[kk][2u * lid.y + 1u];
-        let b0 = b_s[kk][2u * lid.x];
-        let b1 = b_s[kk][2u * lid.x + 1u];
-        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-        (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-        (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-        (*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-        (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-        (*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-        (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-        (*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-        (*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-        (*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-        (*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-        (*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-        (*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-        (*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-        (*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-        (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
+// #for i in 0..2
+        let a{i} = a_s[kk][2u * lid.y + {i}u];
+        let b{i} = b_s[kk][2u * lid.x + {i}u];
+// #end
+// #for i in 0..2
+// #for (C, e) in (x, 0) (y, 1) (z, 2) (w, 3)
+// #for j in 0..2
+        (*acc)[{8 * i + 2 * e + j}] = fma(vec4<f32>(a{i}.{C}), b{j}, (*acc)[{8 * i + 2 * e + j}]);
+// #end
+// #end
+// #end
     }
 }
 
@@ -126,20 +113,41 @@ fn write_out_row(o0: u32, i: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>) {
     }
 }
 
+// Workgroup g (of a 2D grid) of a product over every head: the tile_rows x tile_cols tile of
+// head bh's output (seq rows, `cols` columns: keys or dims) from row0, col0. Not live past the
+// last tile.
+struct TileAt {
+    bh: u32,
+    row0: u32,
+    col0: u32,
+    live: bool,
+}
+
+fn tile_at(wid: vec3<u32>, nwg: vec3<u32>, tile_rows: u32, tile_cols: u32, cols: u32) -> TileAt {
+    let nr = (p.seq + tile_rows - 1u) / tile_rows;
+    let nc = (cols + tile_cols - 1u) / tile_cols;
+    let g = wid.x + wid.y * nwg.x;
+    return TileAt(
+        g / (nr * nc),
+        (g % (nr * nc)) / nc * tile_rows,
+        (g % nc) * tile_cols,
+        g < p.batch * p.heads * nr * nc,
+    );
+}
+
 @compute @workgroup_size(8, 8, 1)
 fn scores(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let nt = tiles(p.seq);
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.batch * p.heads * nt * nt) {
+    let tile = tile_at(wid, nwg, TILE, TILE, p.seq);
+    if (!tile.live) {
         return;
     }
-    let bh = g / (nt * nt);
-    let row0 = (g % (nt * nt)) / nt * TILE; // query i
-    let col0 = (g % nt) * TILE;             // key j
+    let bh = tile.bh;
+    let row0 = tile.row0; // query i
+    let col0 = tile.col0; // key j
     let b = bh / p.heads;
     let h = bh % p.heads;
     let hidden = p.heads * p.head_dim;
@@ -170,14 +178,9 @@ fn scores(
         workgroupBarrier();
     }
     let s0 = bh * p.seq * p.s_stride;
-    write_scores_row(s0, row0 + 8u * lid.y + 0u, col0 + 8u * lid.x, acc[0], acc[1]);
-    write_scores_row(s0, row0 + 8u * lid.y + 1u, col0 + 8u * lid.x, acc[2], acc[3]);
-    write_scores_row(s0, row0 + 8u * lid.y + 2u, col0 + 8u * lid.x, acc[4], acc[5]);
-    write_scores_row(s0, row0 + 8u * lid.y + 3u, col0 + 8u * lid.x, acc[6], acc[7]);
-    write_scores_row(s0, row0 + 8u * lid.y + 4u, col0 + 8u * lid.x, acc[8], acc[9]);
-    write_scores_row(s0, row0 + 8u * lid.y + 5u, col0 + 8u * lid.x, acc[10], acc[11]);
-    write_scores_row(s0, row0 + 8u * lid.y + 6u, col0 + 8u * lid.x, acc[12], acc[13]);
-    write_scores_row(s0, row0 + 8u * lid.y + 7u, col0 + 8u * lid.x, acc[14], acc[15]);
+// #for i in 0..8
+    write_scores_row(s0, row0 + 8u * lid.y + {i}u, col0 + 8u * lid.x, acc[{2 * i}], acc[{2 * i + 1}]);
+// #end
 }
 
 // Tree reduction over `red`; `op` 0 takes the max, 1 the sum. Leaves the result in red[0].
@@ -236,15 +239,13 @@ fn context(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let nt = tiles(p.seq);
-    let nd = tiles(p.head_dim);
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.batch * p.heads * nt * nd) {
+    let tile = tile_at(wid, nwg, TILE, TILE, p.head_dim);
+    if (!tile.live) {
         return;
     }
-    let bh = g / (nt * nd);
-    let row0 = (g % (nt * nd)) / nd * TILE; // query i
-    let col0 = (g % nd) * TILE;             // dim d
+    let bh = tile.bh;
+    let row0 = tile.row0; // query i
+    let col0 = tile.col0; // dim d
     let b = bh / p.heads;
     let h = bh % p.heads;
     let hidden = p.heads * p.head_dim;
@@ -277,14 +278,9 @@ fn context(
         workgroupBarrier();
     }
     let o0 = b * p.seq * hidden + h * p.head_dim;
-    write_out_row(o0, row0 + 8u * lid.y + 0u, col0 + 8u * lid.x, acc[0], acc[1]);
-    write_out_row(o0, row0 + 8u * lid.y + 1u, col0 + 8u * lid.x, acc[2], acc[3]);
-    write_out_row(o0, row0 + 8u * lid.y + 2u, col0 + 8u * lid.x, acc[4], acc[5]);
-    write_out_row(o0, row0 + 8u * lid.y + 3u, col0 + 8u * lid.x, acc[6], acc[7]);
-    write_out_row(o0, row0 + 8u * lid.y + 4u, col0 + 8u * lid.x, acc[8], acc[9]);
-    write_out_row(o0, row0 + 8u * lid.y + 5u, col0 + 8u * lid.x, acc[10], acc[11]);
-    write_out_row(o0, row0 + 8u * lid.y + 6u, col0 + 8u * lid.x, acc[12], acc[13]);
-    write_out_row(o0, row0 + 8u * lid.y + 7u, col0 + 8u * lid.x, acc[14], acc[15]);
+// #for i in 0..8
+    write_out_row(o0, row0 + 8u * lid.y + {i}u, col0 + 8u * lid.x, acc[{2 * i}], acc[{2 * i + 1}]);
+// #end
 }
 
 // ---- CPU entry points -------------------------------------------------------------------
@@ -345,15 +341,13 @@ fn scores_cpu(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let nr = (p.seq + CPU_ROWS - 1u) / CPU_ROWS;
-    let nc = (p.seq + CPU_COLS - 1u) / CPU_COLS;
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.batch * p.heads * nr * nc) {
+    let tile = tile_at(wid, nwg, CPU_ROWS, CPU_COLS, p.seq);
+    if (!tile.live) {
         return;
     }
-    let bh = g / (nr * nc);
-    let r0 = (g % (nr * nc)) / nc * CPU_ROWS + 16u * lid.y; // query i
-    let c0 = (g % nc) * CPU_COLS + 4u * lid.x;              // key j
+    let bh = tile.bh;
+    let r0 = tile.row0 + 16u * lid.y; // query i
+    let c0 = tile.col0 + 4u * lid.x;  // key j
     let b = bh / p.heads;
     let h = bh % p.heads;
     let hidden = p.heads * p.head_dim;
@@ -365,30 +359,24 @@ fn scores_cpu(
     for (var d = 0u; d < steps; d++) {
         // Columns of q0m.. are query rows over 4 dims, rows of k0m, k1m are keys, so
         // (km * qm)[e] is query e against 4 keys.
-        let q0m = qkv_rows(q0 + d, rows);
-        let q1m = qkv_rows(q0 + 4u * rows + d, rows);
-        let q2m = qkv_rows(q0 + 8u * rows + d, rows);
-        let q3m = qkv_rows(q0 + 12u * rows + d, rows);
-        let k0m = transpose(qkv_rows(k0 + d, rows));
-        let k1m = transpose(qkv_rows(k0 + 32u * rows + d, rows));
-        acc[0] += k0m * q0m;
-        acc[1] += k1m * q0m;
-        acc[2] += k0m * q1m;
-        acc[3] += k1m * q1m;
-        acc[4] += k0m * q2m;
-        acc[5] += k1m * q2m;
-        acc[6] += k0m * q3m;
-        acc[7] += k1m * q3m;
+// #for i in 0..4
+        let q{i}m = qkv_rows(q0 + {4 * i}u * rows + d, rows);
+// #end
+// #for j in 0..2
+        let k{j}m = transpose(qkv_rows(k0 + {32 * j}u * rows + d, rows));
+// #end
+// #for i in 0..4
+// #for j in 0..2
+        acc[{2 * i + j}] += k{j}m * q{i}m;
+// #end
+// #end
     }
     let s0 = bh * p.seq * p.s_stride;
-    put_scores(s0, r0, c0, acc[0]);
-    put_scores(s0, r0, c0 + 32u, acc[1]);
-    put_scores(s0, r0 + 4u, c0, acc[2]);
-    put_scores(s0, r0 + 4u, c0 + 32u, acc[3]);
-    put_scores(s0, r0 + 8u, c0, acc[4]);
-    put_scores(s0, r0 + 8u, c0 + 32u, acc[5]);
-    put_scores(s0, r0 + 12u, c0, acc[6]);
-    put_scores(s0, r0 + 12u, c0 + 32u, acc[7]);
+// #for i in 0..4
+// #for j in 0..2
+    put_scores(s0, r0 + {4 * i}u, c0 + {32 * j}u, acc[{2 * i + j}]);
+// #end
+// #end
 }
 
 // One invocation per row, no barriers: a first pass keeps a running max and a sum rescaled
@@ -430,15 +418,13 @@ fn context_cpu(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let nr = (p.seq + CPU_ROWS - 1u) / CPU_ROWS;
-    let nd = (p.head_dim + CPU_COLS - 1u) / CPU_COLS;
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.batch * p.heads * nr * nd) {
+    let tile = tile_at(wid, nwg, CPU_ROWS, CPU_COLS, p.head_dim);
+    if (!tile.live) {
         return;
     }
-    let bh = g / (nr * nd);
-    let r0 = (g % (nr * nd)) / nd * CPU_ROWS + 16u * lid.y; // query i
-    let c0 = (g % nd) * CPU_COLS + 4u * lid.x;              // dim d
+    let bh = tile.bh;
+    let r0 = tile.row0 + 16u * lid.y; // query i
+    let c0 = tile.col0 + 4u * lid.x;  // dim d
     let b = bh / p.heads;
     let h = bh % p.heads;
     let hidden = p.heads * p.head_dim;
@@ -451,35 +437,28 @@ fn context_cpu(
     for (var k = 0u; k < steps; k++) {
         // Columns of p0m.. are query rows over 4 keys, columns of v0m, v1m are keys over 4
         // dims, so (vm * pm)[e] is query e's 4 dims.
-        let p0m = s_rows(p0 + k, s_rows4);
-        let p1m = s_rows(p0 + 4u * s_rows4 + k, s_rows4);
-        let p2m = s_rows(p0 + 8u * s_rows4 + k, s_rows4);
-        let p3m = s_rows(p0 + 12u * s_rows4 + k, s_rows4);
+// #for i in 0..4
+        let p{i}m = s_rows(p0 + {4 * i}u * s_rows4 + k, s_rows4);
+// #end
         let last = p.seq - 1u;
-        let va = v0 + min(4u * k, last) * rows;
-        let vb = v0 + min(4u * k + 1u, last) * rows;
-        let vc = v0 + min(4u * k + 2u, last) * rows;
-        let vd = v0 + min(4u * k + 3u, last) * rows;
-        let v0m = mat4x4<f32>(qkv4[va], qkv4[vb], qkv4[vc], qkv4[vd]);
-        let v1m = mat4x4<f32>(qkv4[va + 8u], qkv4[vb + 8u], qkv4[vc + 8u], qkv4[vd + 8u]);
-        acc[0] += v0m * p0m;
-        acc[1] += v1m * p0m;
-        acc[2] += v0m * p1m;
-        acc[3] += v1m * p1m;
-        acc[4] += v0m * p2m;
-        acc[5] += v1m * p2m;
-        acc[6] += v0m * p3m;
-        acc[7] += v1m * p3m;
+// #for e in 0..4
+        let v_{e} = v0 + min(4u * k + {e}u, last) * rows;
+// #end
+// #for j in 0..2
+        let v{j}m = mat4x4<f32>(qkv4[v_0 + {8 * j}u], qkv4[v_1 + {8 * j}u], qkv4[v_2 + {8 * j}u], qkv4[v_3 + {8 * j}u]);
+// #end
+// #for i in 0..4
+// #for j in 0..2
+        acc[{2 * i + j}] += v{j}m * p{i}m;
+// #end
+// #end
     }
     let o0 = b * p.seq * hidden + h * p.head_dim;
-    put_context(o0, r0, c0, acc[0]);
-    put_context(o0, r0, c0 + 32u, acc[1]);
-    put_context(o0, r0 + 4u, c0, acc[2]);
-    put_context(o0, r0 + 4u, c0 + 32u, acc[3]);
-    put_context(o0, r0 + 8u, c0, acc[4]);
-    put_context(o0, r0 + 8u, c0 + 32u, acc[5]);
-    put_context(o0, r0 + 12u, c0, acc[6]);
-    put_context(o0, r0 + 12u, c0 + 32u, acc[7]);
+// #for i in 0..4
+// #for j in 0..2
+    put_context(o0, r0 + {4 * i}u, c0 + {32 * j}u, acc[{2 * i + j}]);
+// #end
+// #end
 }
 
 // ---- CPU adapters: attention as texture products (src/ops/attention.rs, record_textures) ----

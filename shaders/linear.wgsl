@@ -18,8 +18,9 @@
 //                  time, and twice the block edge halves the loads per fma (~1.6x faster on
 //                  lavapipe); on a GPU its 256 accumulators would overflow the registers.
 // f16 weights: shaders/linear_f16.wgsl (packed u32) and linear_f16_native.wgsl (SHADER_F16)
-// are appended to this file to make their modules; this one stays f32-only so that it needs
-// nothing beyond core WGSL on any adapter.
+// include this file with its f32 weight readers left out (W_F32 = 0) and the entry points
+// renamed (main{WEIGHTS}...), then add their own w_vec4 and w_scalar; this file alone stays
+// f32-only so that it needs nothing beyond core WGSL on any adapter.
 // Accumulators are indexed with constants only (fmas and stores written out by
 // src/shader_template.rs, one template per block): lavapipe does not unroll loops, and one
 // dynamic index anywhere keeps the whole array in memory.
@@ -110,9 +111,14 @@ fn put_{V}(g: u32, q: u32, rows: mat4x4<f32>) {
 
 // #end
 
+// The buffer entry points' weights: f32 here, f16 where an including file sets W_F32 = 0 and
+// defines w_vec4 and w_scalar itself; WEIGHTS goes into the entry points' names.
+// #default W_F32 = 1
+// #default WEIGHTS = ""
 // x[r, k..k+4] and w[r, k..k+4] (vec4: k and K multiples of 4; scalar: any K and row stride,
 // element by element), zero past M, N or K.
-// #for (V, ROWS, STRIDE) in (x, p.m, p.x_row_stride) (w, p.n, p.k)
+// #for (V, ROWS, STRIDE, ON) in (x, p.m, p.x_row_stride, 1) (w, p.n, p.k, W_F32)
+// #for _ in 0..ON
 fn {V}_vec4(r: u32, k: u32) -> vec4<f32> {
     if (r < {ROWS} && k < p.k) {
         return {V}4[(r * {STRIDE} + k) / 4u];
@@ -133,11 +139,12 @@ fn {V}_scalar(r: u32, k: u32) -> vec4<f32> {
 }
 
 // #end
+// #end
 // Fills the x (or w) tile for k0..k0+TK from rows (columns) base..: quads first, first + step,
 // ... (quad i: tile group i / (TK / 4), k quad i % (TK / 4)). Consecutive invocations take
 // consecutive k quads of the same rows, so a row's 64 bytes are read together. An entry point
 // fills both tiles with one pass of its invocations: x quads from t, w quads from t + QUADS
-// (mod the invocation count). linear_f16*.wgsl add w loaders for f16 weights.
+// (mod the invocation count).
 // #for V in x w
 // #for F in vec4 scalar
 fn load_{V}_{F}(first: u32, step: u32, base: u32, k0: u32) {
@@ -154,7 +161,7 @@ fn load_{V}_{F}(first: u32, step: u32, base: u32, k0: u32) {
 // #end
 
 // One source for both blocks: B x B on W x W invocations (W = 128 / B): 8x8 on 16x16 for GPUs,
-// 16x16 on 8x8 for CPU adapters (linear_f16*.wgsl call them too).
+// 16x16 on 8x8 for CPU adapters.
 // #for (B, W) in (8, 16) (16, 8)
 // TK steps of the {B}x{B} block on {W}x{W} invocations: acc[{B / 4} * i + j] holds row i of the block
 // (tile row 4 * lid.y + {4 * W} * (i / 4) + i % 4), tile columns 4 * lid.x + {4 * W} * j + 0..4.
@@ -212,11 +219,11 @@ fn finish(y0: u32, r: u32, c: u32, v: vec4<f32>) {
     }
 }
 
-// Entry points: (name, x and w loaders, block edge, workgroup edge); linear_f16*.wgsl repeat
-// this for their weight loaders.
-// #for (NAME, F, B, W) in (main, scalar, 8, 16) (main_vec4, vec4, 8, 16) (main_vec4_cpu, vec4, 16, 8)
+// Entry points: (name suffix, x and w loaders, block edge, workgroup edge); main{WEIGHTS} is
+// main, or main_f16 and main_f16_native in the f16 modules.
+// #for (NAME, F, B, W) in ("", scalar, 8, 16) (_vec4, vec4, 8, 16) (_vec4_cpu, vec4, 16, 8)
 @compute @workgroup_size({W}, {W}, 1)
-fn {NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main{WEIGHTS}{NAME}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
     let t = lid.y * {W}u + lid.x;

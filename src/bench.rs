@@ -114,7 +114,7 @@ pub fn run(
     Ok(Report {
         adapter: gpu.describe(),
         precision: precision.to_string(),
-        linear_entry: model.linear_variant().entry().to_string(),
+        linear_entry: model.linear_variant().shader(),
         weight_bytes: model.weight_bytes(),
         batch_size: batch,
         iters,

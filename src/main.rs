@@ -250,7 +250,7 @@ fn profile_cmd(
     println!(
         "weights: {} linears ({})",
         model.precision(),
-        model.linear_variant().entry()
+        model.linear_variant().shader()
     );
     println!(
         "batch {batch}: {} dispatches, {:.3} ms of GPU time\n",
@@ -450,10 +450,9 @@ fn info(model: &Model) -> Result<()> {
         model.precision()
     );
     println!(
-        "linears:      {linear_params} parameters in {:.2} MB, run by {}:{} ({})",
+        "linears:      {linear_params} parameters in {:.2} MB, run by {} ({})",
         linear_bytes as f64 / 1e6,
-        variant.kernel().name,
-        variant.entry(),
+        variant.shader(),
         variant.describe()
     );
     println!(

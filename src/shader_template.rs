@@ -8,8 +8,9 @@
 //! block size side by side): an element is an integer if it evaluates as an expression below,
 //! otherwise a word taken verbatim (`p.cin`, `k_total()`); a word with spaces or commas, or the
 //! empty word, is written in quotes (`""`). `// #let N = expr` names
-//! an integer for the rest of the file (tile sizes, written once); `// #default N = expr` does
-//! the same unless N already exists (a file that includes this one may set it first).
+//! a value for the rest of the file: an integer (tile sizes, written once) or, as in a tuple, a
+//! word (an entry point's name part); `// #default N = expr` does the same unless N already
+//! exists (a file that includes this one may set it first).
 //! `// #include NAME` stands for the lines of another shader file (unexpanded), so one source
 //! can be compiled twice with different settings. After a variable exists,
 //! `{expr}` is replaced by its value: a word variable by its text, otherwise integer
@@ -137,8 +138,8 @@ fn expand_block(
                     return Err(format!("line {}: `{name}` is already defined", i + 1));
                 }
                 if !defined {
-                    let v = eval(expr, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
-                    vars.insert(name.to_string(), Value::Int(v));
+                    let v = let_value(expr, vars).map_err(|e| format!("line {}: {e}", i + 1))?;
+                    vars.insert(name.to_string(), v);
                 }
                 i += 1;
             }
@@ -294,6 +295,20 @@ fn tuple_value(e: &str, vars: &HashMap<String, Value>) -> Result<Value, String> 
         ));
     }
     Ok(Value::Word(e.to_string()))
+}
+
+/// A `#let` or `#default` value: an integer expression, a quoted word, or a bare word made of
+/// letters, digits and `_` (so that a mistyped expression such as `2*` is an error, not a word).
+fn let_value(e: &str, vars: &HashMap<String, Value>) -> Result<Value, String> {
+    let v = tuple_value(e, vars)?;
+    let e = e.trim();
+    if matches!(&v, Value::Word(_))
+        && !e.starts_with('"')
+        && !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!("`{e}` is neither an integer expression nor a word"));
+    }
+    Ok(v)
 }
 
 /// Replaces each `{expr}` on a line. WGSL braces (blocks) are left alone: only a brace pair
@@ -519,6 +534,18 @@ mod tests {
             "2\n"
         );
         assert!(expand("// #default S = 0\n// #let S = 1\n").is_err());
+        // Words too: an including file renames what the included one writes.
+        assert_eq!(
+            expand("// #let W = _f16\n// #default W = \"\"\n// #default L = \"\"\nmain{W}{L}\n")
+                .unwrap(),
+            "main_f16\n"
+        );
+        assert!(
+            expand("// #let W = two words\n")
+                .unwrap_err()
+                .contains("line 1")
+        );
+        assert!(expand("// #let W = 2*\n").unwrap_err().contains("line 1"));
     }
 
     #[test]

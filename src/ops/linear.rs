@@ -13,28 +13,15 @@ pub const KERNEL: Kernel = kernel!("linear");
 /// the subgroup (shaders/linear_subgroup.wgsl); only for devices where [`subgroups_fit`].
 pub const KERNEL_SUBGROUP: Kernel = kernel!("linear_subgroup");
 
-/// The f16-weight entry points (u32 pairs unpacked with unpack2x16float). WGSL has no includes,
-/// so the module is linear.wgsl with shaders/linear_f16.wgsl appended; it is kept apart from
-/// [`KERNEL`] so that the f32 kernel needs nothing beyond core WGSL anywhere.
-pub const KERNEL_F16: Kernel = Kernel {
-    name: "linear_f16",
-    source: concat!(
-        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear.wgsl")),
-        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear_f16.wgsl"))
-    ),
-};
+/// The f16-weight entry points (u32 pairs unpacked with unpack2x16float): shaders/linear_f16.wgsl,
+/// linear.wgsl included with f16 weight readers. Kept apart from [`KERNEL`] so that the f32
+/// kernel needs nothing beyond core WGSL anywhere.
+pub const KERNEL_F16: Kernel = kernel!("linear_f16");
 
-/// The f16-weight vec4 entry points reading vec4<f16> (devices with `SHADER_F16`): linear.wgsl
-/// behind `enable f16;` with shaders/linear_f16_native.wgsl appended (adapters without the
+/// The f16-weight entry points reading vec4<f16> (devices with `SHADER_F16`):
+/// shaders/linear_f16_native.wgsl, linear.wgsl behind `enable f16;` (adapters without the
 /// feature reject the whole module).
-pub const KERNEL_F16_NATIVE: Kernel = Kernel {
-    name: "linear_f16_native",
-    source: concat!(
-        "enable f16;\n",
-        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear.wgsl")),
-        include_str!(concat!(env!("OUT_DIR"), "/shaders/linear_f16_native.wgsl"))
-    ),
-};
+pub const KERNEL_F16_NATIVE: Kernel = kernel!("linear_f16_native");
 
 /// Output rows and columns per workgroup of the buffer variants.
 const TILE: usize = 128;
@@ -571,6 +558,11 @@ impl Variant {
             Variant::TextureF32 | Variant::TextureF32Subgroup => "main_texture_f32_to_buffer",
             Variant::TextureF16 | Variant::TextureF16Subgroup => "main_texture_f16_to_buffer",
         }
+    }
+
+    /// `kernel:entry`, as `info`, `bench` and `profile` name the shader that runs the linears.
+    pub fn shader(self) -> String {
+        format!("{}:{}", self.kernel().name, self.entry())
     }
 
     /// The entry point storing y into a buffer in whole vec4s (texture variants only).
