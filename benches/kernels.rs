@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use vit_hybrid::gpu::{Gpu, GpuOptions};
-use vit_hybrid::ops::attention::{self, Attention};
+use vit_hybrid::ops::attention::{self, Attention, TextureVariant};
 use vit_hybrid::ops::conv2d::{self, Conv2d};
 use vit_hybrid::ops::group_norm::{self, GroupNorm};
 use vit_hybrid::ops::linear::{
@@ -217,12 +217,23 @@ fn main() {
             );
         }
         if attention::textures_fit(&gpu, a) {
-            let qkv_t = attention::qkv_texture(&gpu, a).expect("qkv texture");
-            let scratch = attention::TextureScratch::new(&gpu, a).expect("attention textures");
-            let out = linear::texture_for(&gpu, "out", tokens, 768).expect("out texture");
-            let mut p = Program::new();
-            attention::record_textures(&gpu, &mut p, a, &qkv_t, &scratch, &out);
-            report("attention 12 heads x 577 textures", time(&gpu, &p), flops);
+            let mut variants = vec![TextureVariant::Products];
+            if attention::fused_fits(&gpu, a) {
+                variants.push(TextureVariant::Fused);
+            }
+            for v in variants {
+                let qkv_t = attention::qkv_texture(&gpu, a).expect("qkv texture");
+                let scratch =
+                    attention::TextureScratch::new(&gpu, a, v).expect("attention textures");
+                let out = linear::texture_for(&gpu, "out", tokens, 768).expect("out texture");
+                let mut p = Program::new();
+                attention::record_textures(&gpu, &mut p, a, &qkv_t, &scratch, &out);
+                report(
+                    &format!("attention 12 heads x 577 textures {v:?}"),
+                    time(&gpu, &p),
+                    flops,
+                );
+            }
         }
     }
 

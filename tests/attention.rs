@@ -2,7 +2,7 @@ mod common;
 
 use common::{assert_close, gpu, random};
 use vit_hybrid::ops::Program;
-use vit_hybrid::ops::attention::{self, Attention, Variant};
+use vit_hybrid::ops::attention::{self, Attention, TextureVariant, Variant};
 
 /// Runs attention on uniform q/k values in [-qk, qk) and v in [-1, 1) against the CPU, through
 /// `record` and through every variant that fits the shape (both run on any adapter); returns
@@ -50,21 +50,35 @@ fn check(batch: usize, seq: usize, heads: usize, head_dim: usize, qk: f32) -> f6
         );
     }
     if attention::textures_fit(&g, shape) {
-        // The CPU adapters' texture products, from a QKV texture into a context texture.
-        let qkv_t = attention::qkv_texture(&g, shape).unwrap();
-        let scratch = attention::TextureScratch::new(&g, shape).unwrap();
-        let out = vit_hybrid::ops::linear::texture_for(&g, "out", tokens, hidden).unwrap();
-        let mut p = Program::new();
-        vit_hybrid::ops::to_texture::record(&g, &mut p, &qkv_b, 3 * hidden, &qkv_t);
-        attention::record_textures(&g, &mut p, shape, &qkv_t, &scratch, &out);
-        p.run(&g).unwrap();
-        assert_close(
-            &format!("attention textures b{batch} seq{seq} heads{heads} hd{head_dim} |qk|<{qk}"),
-            &out.read(&g).unwrap(),
-            &want,
-            1e-5,
-            1e-4,
-        );
+        // The CPU adapters' texture paths, from a QKV texture into a context texture.
+        let mut variants = vec![TextureVariant::Products];
+        if attention::fused_fits(&g, shape) {
+            variants.push(TextureVariant::Fused);
+        } else {
+            assert!(
+                !g.info.name.contains("llvmpipe") || head_dim > 128,
+                "lavapipe has subgroups: the fused kernel must run hd{head_dim}"
+            );
+        }
+        for variant in variants {
+            let qkv_t = attention::qkv_texture(&g, shape).unwrap();
+            let scratch = attention::TextureScratch::new(&g, shape, variant).unwrap();
+            let out = vit_hybrid::ops::linear::texture_for(&g, "out", tokens, hidden).unwrap();
+            let mut p = Program::new();
+            vit_hybrid::ops::to_texture::record(&g, &mut p, &qkv_b, 3 * hidden, &qkv_t);
+            attention::record_textures(&g, &mut p, shape, &qkv_t, &scratch, &out);
+            p.run(&g).unwrap();
+            assert_close(
+                &format!(
+                    "attention textures {variant:?} b{batch} seq{seq} heads{heads} hd{head_dim} \
+                     |qk|<{qk}"
+                ),
+                &out.read(&g).unwrap(),
+                &want,
+                1e-5,
+                1e-4,
+            );
+        }
     } else if g.info.device_type == wgpu::DeviceType::Cpu && head_dim.is_multiple_of(4) {
         eprintln!("b{batch} seq{seq} heads{heads} hd{head_dim}: past the texture limits");
     }
@@ -104,6 +118,10 @@ fn head_dim_and_seq_past_one_tile() {
     // (the CPU variant's), a row stride padded from 133 to 136.
     check(2, 67, 2, 72, 1.0);
     check(1, 133, 1, 8, 1.0);
+    // The fused kernel's widest heads (4 quads of dims a lane), and one past them (the
+    // products instead), over several 32-key blocks and a partial last row tile.
+    check(2, 41, 2, 128, 1.0);
+    check(1, 35, 1, 132, 1.0);
 }
 
 #[test]

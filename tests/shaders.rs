@@ -13,6 +13,8 @@ fn capabilities(kernel: &str) -> naga::valid::Capabilities {
         "linear_f16_native" => Capabilities::SHADER_FLOAT16,
         // subgroupBroadcast: devices with SUBGROUP (subgroups of 8 or more, for the products).
         "linear_subgroup" => Capabilities::SUBGROUP,
+        // subgroupBroadcast, subgroupShuffle, subgroupMax and subgroupAdd: the same devices.
+        "attention_fused" => Capabilities::SUBGROUP,
         _ => Capabilities::empty(),
     }
 }

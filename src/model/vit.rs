@@ -9,7 +9,7 @@ use crate::model::bit::Tap;
 use crate::model::weights::HostWeights;
 use crate::ops::Program;
 use crate::ops::activation::Activation;
-use crate::ops::attention::{self, Attention};
+use crate::ops::attention::{self, Attention, TextureVariant};
 use crate::ops::conv2d::{self, Conv2d, ConvWeights};
 use crate::ops::layer_norm::{self, LayerNorm};
 use crate::ops::linear::{self, Linear, Variant, Weight, WeightFormat, WeightLayout};
@@ -263,7 +263,7 @@ impl Vit {
             let attention = if attention::textures_fit(gpu, a) {
                 Some((
                     attention::qkv_texture(gpu, a)?,
-                    attention::TextureScratch::new(gpu, a)?,
+                    attention::TextureScratch::new(gpu, a, TextureVariant::choose(gpu, a))?,
                 ))
             } else {
                 None

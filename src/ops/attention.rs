@@ -10,9 +10,12 @@ use anyhow::Result;
 use crate::gpu::Gpu;
 use crate::ops::linear::{self, Linear, Weight};
 use crate::ops::matrix_texture::{self, MatrixTexture, Place, TexelFormat};
-use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel, to_texture};
+use crate::ops::{Bind, Call, Kernel, MAX_GROUPS_PER_DIM, Program, grid_1d, kernel, to_texture};
 
 pub const KERNEL: Kernel = kernel!("attention");
+
+/// CPU adapters with subgroups: the whole core in one dispatch (shaders/attention_fused.wgsl).
+pub const KERNEL_FUSED: Kernel = kernel!("attention_fused");
 
 /// Output tile edge of the `Tiled` multiplies (shaders/attention.wgsl `TILE`).
 const TILE: usize = 64;
@@ -324,9 +327,11 @@ pub fn qkv_texture(gpu: &Gpu, shape: Attention) -> Result<MatrixTexture> {
     )
 }
 
-/// Scratch of [`record_textures`]: the keys transposed, one image's scores and unnormalised
-/// probabilities, and 1 / each row's sum.
+/// Scratch of [`record_textures`], which runs the variant it was made for: for
+/// [`TextureVariant::Products`] the keys transposed, one image's scores and unnormalised
+/// probabilities, and 1 / each row's sum; the fused kernel needs none (one texel each).
 pub struct TextureScratch {
+    pub variant: TextureVariant,
     pub keys: MatrixTexture,
     pub scores: MatrixTexture,
     pub probs: MatrixTexture,
@@ -334,13 +339,24 @@ pub struct TextureScratch {
 }
 
 impl TextureScratch {
-    pub fn new(gpu: &Gpu, shape: Attention) -> Result<Self> {
+    pub fn new(gpu: &Gpu, shape: Attention, variant: TextureVariant) -> Result<Self> {
+        if variant == TextureVariant::Fused {
+            let t = |label| MatrixTexture::new(gpu, label, 1, 4, 1, TexelFormat::F32);
+            return Ok(Self {
+                variant,
+                keys: t("attention.keys")?,
+                scores: t("attention.scores")?,
+                probs: t("attention.probs")?,
+                inv_sums: gpu.storage("attention.inv_sums", 1),
+            });
+        }
         let rows = shape.heads * score_rows(shape);
         let keys = shape.batch * shape.hidden();
         let t = |label: &str, rows, cols, width| {
             MatrixTexture::new_padded(gpu, label, (rows, cols), (rows, width), TexelFormat::F32)
         };
         Ok(Self {
+            variant,
             keys: t("attention.keys", keys, shape.seq, keys_width(shape))?,
             scores: t("attention.scores", rows, shape.seq, shape.seq)?,
             probs: t("attention.probs", rows, shape.seq, shape.seq)?,
@@ -360,10 +376,55 @@ struct TransposeParams {
     texels: u32,
 }
 
+/// The two ways [`record_textures`] runs attention on CPU adapters; both leave the same result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextureVariant {
+    /// Keys transposed, then per image the scores product of every head (linear.wgsl's texture
+    /// product), one softmax over all of them, and the context product of every head.
+    Products,
+    /// One dispatch of shaders/attention_fused.wgsl (online softmax, nothing stored between
+    /// the products); needs [`fused_fits`].
+    Fused,
+}
+
+impl TextureVariant {
+    /// The fastest variant that is correct for `shape` on this adapter.
+    pub fn choose(gpu: &Gpu, shape: Attention) -> Self {
+        if fused_fits(gpu, shape) {
+            TextureVariant::Fused
+        } else {
+            TextureVariant::Products
+        }
+    }
+}
+
+/// Most quads of a head's dims a lane of the fused kernel owns (`DQ` in the shader): 8 lanes
+/// x 4 quads, head_dim up to 128.
+const FUSED_DIM_QUADS: usize = 4;
+
+/// Whether [`TextureVariant::Fused`] runs `shape` here: subgroups of 8 or more (it shares q
+/// rows, the row maxima and sums and the probabilities across one) and head_dim at most 128.
+pub fn fused_fits(gpu: &Gpu, shape: Attention) -> bool {
+    linear::subgroups_fit(gpu)
+        && shape.head_dim.div_ceil(4).div_ceil(8) <= FUSED_DIM_QUADS
+        && textures_fit(gpu, shape)
+}
+
+/// Keep in sync with `FusedParams` in shaders/attention_fused.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct FusedParams {
+    seq: u32,
+    heads: u32,
+    pairs: u32,
+    head_texels: u32,
+    hidden_texels: u32,
+    scale: f32,
+}
+
 /// Records attention over `qkv` (from [`qkv_texture`], filled by the QKV linear) into `out`,
-/// a [B * seq, hidden] matrix texture: keys transposed once, then per image the scores
-/// product of every head, one softmax over all of them, and the context product of every
-/// head. Panics unless [`textures_fit`].
+/// a [B * seq, hidden] matrix texture, with the variant `scratch` was made for. Panics unless
+/// [`textures_fit`] (and, for the fused kernel, [`fused_fits`]).
 pub fn record_textures(
     gpu: &Gpu,
     program: &mut Program,
@@ -376,6 +437,10 @@ pub fn record_textures(
         textures_fit(gpu, shape),
         "attention: {shape:?} does not fit the texture path"
     );
+    if scratch.variant == TextureVariant::Fused {
+        record_fused(gpu, program, shape, qkv, out);
+        return;
+    }
     let Attention {
         batch,
         seq,
@@ -475,4 +540,65 @@ pub fn record_textures(
         let scale = Some(&scratch.inv_sums);
         product(program, context, x, &values, y, at, scale);
     }
+}
+
+/// [`TextureVariant::Fused`]: every head of every image in one dispatch.
+fn record_fused(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: Attention,
+    qkv: &MatrixTexture,
+    out: &MatrixTexture,
+) {
+    assert!(
+        fused_fits(gpu, shape),
+        "attention: {shape:?} does not fit the fused kernel on {}",
+        gpu.info.name
+    );
+    let Attention {
+        batch,
+        seq,
+        heads,
+        head_dim: hd,
+    } = shape;
+    if batch * seq * heads == 0 {
+        return;
+    }
+    let u = |v: usize| u32::try_from(v).expect("attention size fits in u32");
+    // The row tiles of the texture products with x rows shared across the subgroup: the same
+    // trade between registers and padding rows.
+    let rows = linear::texture_rows(linear::Variant::TextureF32Subgroup, seq);
+    let head_texels = hd / 4;
+    let pairs = batch * heads;
+    let scores = (batch * heads * seq * seq) as f64;
+    program.push_specialized(
+        gpu,
+        Call {
+            kernel: &KERNEL_FUSED,
+            entry: "main",
+            params: FusedParams {
+                seq: u(seq),
+                heads: u(heads),
+                pairs: u(pairs),
+                head_texels: u(head_texels),
+                hidden_texels: u(shape.hidden() / 4),
+                scale: (1.0 / (hd as f64).sqrt()) as f32,
+            },
+            bindings: &[Bind::from(&qkv.view), Bind::from(&out.view)],
+            workgroups: [
+                u(seq.div_ceil(rows)),
+                u(pairs.min(MAX_GROUPS_PER_DIM as usize)),
+                u(pairs.div_ceil(MAX_GROUPS_PER_DIM as usize)),
+            ],
+            flops: 4.0 * scores * hd as f64,
+            // q once per row tile, k and v once per row tile and head, the context once.
+            bytes: 4.0
+                * (batch * seq * shape.hidden()) as f64
+                * (2.0 * seq.div_ceil(rows) as f64 + 2.0),
+        },
+        &[
+            ("TEX_ROWS", rows as f64),
+            ("DIM_QUADS", head_texels.div_ceil(8) as f64),
+        ],
+    );
 }

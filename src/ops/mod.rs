@@ -41,6 +41,7 @@ pub(crate) use kernel;
 /// Every shader in `shaders/`, for validation and pipeline warm-up.
 pub const ALL_KERNELS: &[Kernel] = &[
     attention::KERNEL,
+    attention::KERNEL_FUSED,
     conv2d::KERNEL,
     group_norm::KERNEL,
     layer_norm::KERNEL,
