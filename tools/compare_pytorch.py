@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Time transformers' ViTHybrid on the CPU (PyTorch, and the same model exported to ONNX and
-run by ONNX Runtime) and `vit-hybrid bench` on the same full-size random model, in one run,
+run by ONNX Runtime) and `vit-hybrid bench` on the same full-size random model (f32 and f16 weights), in one run,
 and print the ratios.
 
 Run by hand (never by CI), from the repository root, with the fixtures' virtualenv:
 
     cargo build --release
     /work/pyenv/bin/python tools/compare_pytorch.py [--batch-size 1] [--iters 5] [--json]
+        [--precision f32 --precision f16]   # vit-hybrid's weights; both unless given
     /work/pyenv/bin/python tools/compare_pytorch.py --skip-ours   # PyTorch and ONNX Runtime only
 
 PyTorch gets as many threads as the machine has cores (torch.set_num_threads), which is
@@ -140,11 +141,11 @@ def time_onnxruntime(path: Path, pixels: np.ndarray, iters: int, threads: int):
 EXE = ROOT / "target/release/vit-hybrid"
 
 
-def time_ours(batch: int, iters: int) -> dict:
+def time_ours(batch: int, iters: int, precision: str) -> dict:
     exe = EXE
     out = subprocess.run(
         [str(exe), "bench", "--random-config", str(CONFIG), "--batch-size", str(batch),
-         "--iters", str(iters), "--json"],
+         "--iters", str(iters), "--precision", precision, "--json"],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
@@ -161,6 +162,8 @@ def main() -> None:
                     help="torch.onnx exporter (default: torchscript, i.e. dynamo=False)")
     ap.add_argument("--skip-ours", action="store_true",
                     help="time only PyTorch and ONNX Runtime (no vit-hybrid binary needed)")
+    ap.add_argument("--precision", action="append", choices=["f32", "f16"],
+                    help="vit-hybrid's linear weights, repeatable (default: f32 and f16)")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON object with all figures (progress goes to stderr)")
     args = ap.parse_args()
@@ -210,17 +213,18 @@ def main() -> None:
         "argmax_match": bool((ort_logits.argmax(-1) == pt_logits.argmax(-1)).all()),
     })
 
-    ours = None
+    ours = {}
     if not args.skip_ours:
-        log("timing vit-hybrid bench ...")
-        ours = time_ours(b, args.iters)
+        for precision in args.precision or ["f32", "f16"]:
+            log(f"timing vit-hybrid bench --precision {precision} ...")
+            ours[precision] = time_ours(b, args.iters, precision)
 
     pt_img = pt["median_s_per_image"]
     ort_img = ort_t["median_s_per_image"]
     ratios = {"onnxruntime_over_pytorch": ort_img / pt_img}
-    if ours is not None:
-        ratios["vit_hybrid_over_pytorch"] = ours["median_s_per_image"] / pt_img
-        ratios["vit_hybrid_over_onnxruntime"] = ours["median_s_per_image"] / ort_img
+    for precision, o in ours.items():
+        ratios[f"vit_hybrid_{precision}_over_pytorch"] = o["median_s_per_image"] / pt_img
+        ratios[f"vit_hybrid_{precision}_over_onnxruntime"] = o["median_s_per_image"] / ort_img
 
     if args.json:
         print(json.dumps({
@@ -229,7 +233,7 @@ def main() -> None:
             "iters": args.iters,
             "pytorch": pt,
             "onnxruntime": ort_t,
-            "vit_hybrid": ours,
+            "vit_hybrid": ours or None,
             "ratios": ratios,
         }, indent=2))
     else:
@@ -242,12 +246,15 @@ def main() -> None:
         print(f"ONNX Runtime logits vs PyTorch: max abs diff {diff:.2e} "
               f"(max |logit| {ort_t['logits_max_abs']:.2f}; "
               f"argmax {'matches' if ort_t['argmax_match'] else 'DIFFERS'})")
-        if ours is not None:
-            print(f"vit-hybrid ({ours['adapter']}): {ours['median_s_per_image']:.3f} s/image "
-                  f"(median of {args.iters}, batch {b}; cold start {ours['cold_start_s']:.2f} s, "
-                  f"{ours['gflops_per_s']:.1f} GFLOP/s)")
-            print(f"ratio vit-hybrid / PyTorch: {ratios['vit_hybrid_over_pytorch']:.2f}x")
-            print(f"ratio vit-hybrid / ONNX Runtime: {ratios['vit_hybrid_over_onnxruntime']:.2f}x")
+        for precision, o in ours.items():
+            print(f"vit-hybrid {precision} ({o['adapter']}): {o['median_s_per_image']:.3f} "
+                  f"s/image (median of {args.iters}, batch {b}; cold start "
+                  f"{o['cold_start_s']:.2f} s, {o['gflops_per_s']:.1f} GFLOP/s)")
+        for precision in ours:
+            print(f"ratio vit-hybrid {precision} / PyTorch: "
+                  f"{ratios[f'vit_hybrid_{precision}_over_pytorch']:.2f}x")
+            print(f"ratio vit-hybrid {precision} / ONNX Runtime: "
+                  f"{ratios[f'vit_hybrid_{precision}_over_onnxruntime']:.2f}x")
         print(f"ratio ONNX Runtime / PyTorch: {ratios['onnxruntime_over_pytorch']:.2f}x")
 
     if not ort_t["logits_match"]:
