@@ -293,6 +293,9 @@ fn texture_variants_chain_through_textures() {
         for (m, n, k) in [
             (17, 97, 13),
             (33, 190, 48),
+            // Split rows (texture_row_parts): 48 in 24-row tiles, then 1 and 2 in 8-row ones.
+            (49, 40, 12),
+            (50, 8, 20),
             (1, 5, 3),
             (20, 100, 36),
             (19, 4, 8),
@@ -367,6 +370,48 @@ fn texture_row_tiles_follow_the_padding() {
             pick(m) == 8 || m > 8,
             "m = {m}: a tile of rows that are all padding"
         );
+    }
+}
+
+/// A product's rows are split where whole large tiles and a strip of small ones cost less
+/// than padding the last large tile (one image's 577 tokens); the parts cover every row once,
+/// in order, and a row bias keeps the product whole.
+#[test]
+fn texture_rows_split_off_the_tail() {
+    use linear::RowPart;
+    let sub = Variant::TextureF32Subgroup;
+    let part = |start, rows, tile| RowPart { start, rows, tile };
+    assert_eq!(
+        linear::texture_row_parts(sub, 577, false),
+        [part(0, 576, 24), part(576, 1, 8)],
+        "one image's tokens"
+    );
+    assert_eq!(
+        linear::texture_row_parts(sub, 577, true),
+        [part(0, 577, 24)]
+    );
+    assert_eq!(
+        linear::texture_row_parts(sub, 576, false),
+        [part(0, 576, 24)]
+    );
+    for m in 1..3000 {
+        for v in [sub, Variant::TextureF32] {
+            let parts = linear::texture_row_parts(v, m, false);
+            let mut next = 0;
+            for p in &parts {
+                assert_eq!(p.start, next, "m = {m}: {parts:?}");
+                assert!(p.rows > 0 && [8, 16, 24].contains(&p.tile), "{parts:?}");
+                next += p.rows;
+            }
+            assert_eq!(next, m, "m = {m}: {parts:?}");
+            assert!(v.needs_subgroups() || parts.len() == 1);
+        }
+    }
+    // Every epilogue over split rows: the buffer ones (bias, GELU, residual) here, the texture
+    // ones in texture_variants_chain_through_textures.
+    for v in texture_variants() {
+        check_variant(v, (49, 40, 12, 12), true, true, true);
+        check_variant(v, (97, 36, 8, 8), false, true, false);
     }
 }
 

@@ -60,6 +60,66 @@ pub fn texture_rows(variant: Variant, m: usize) -> usize {
         .map_or(TEXTURE_ROWS, |(rows, _)| rows)
 }
 
+/// Rows `start..start + rows` of a texture product, run with row tiles of `tile` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowPart {
+    pub start: usize,
+    pub rows: usize,
+    pub tile: usize,
+}
+
+/// How a texture product's `m` rows are dispatched: one part in [`texture_rows`]' tiles, or for
+/// the subgroup variants, where it saves more than a strip of 8-row tiles would cost, whole
+/// tiles of 24 (or 16) rows and the rest in a second dispatch of smaller tiles (one image's
+/// 577 tokens: 576 rows in 24-row tiles and 1 in an 8-row tile, not 600 rows of work). The
+/// costs are [`texture_rows`]'. A row bias indexes rows from the product's first, so those
+/// products stay whole.
+pub fn texture_row_parts(variant: Variant, m: usize, row_bias: bool) -> Vec<RowPart> {
+    let tile = texture_rows(variant, m);
+    let whole = vec![RowPart {
+        start: 0,
+        rows: m,
+        tile,
+    }];
+    if !variant.needs_subgroups() || row_bias {
+        return whole;
+    }
+    let cost = |rows: usize, tile: usize| {
+        let per_row = [(24, 58), (16, 63), (8, 72)]
+            .into_iter()
+            .find(|&(t, _)| t == tile)
+            .map_or(72, |(_, c)| c);
+        rows.next_multiple_of(tile) * per_row
+    };
+    let mut best = (cost(m, tile), whole);
+    for main in [24, 16] {
+        let (head, rest) = (m / main * main, m % main);
+        for small in [16, 8].into_iter().filter(|&t| t < main) {
+            if head == 0 || rest == 0 {
+                continue;
+            }
+            // A second dispatch has to save more than one strip of 8-row tiles costs.
+            let split = cost(head, main) + cost(rest, small) + cost(8, 8);
+            if split < best.0 {
+                let parts = vec![
+                    RowPart {
+                        start: 0,
+                        rows: head,
+                        tile: main,
+                    },
+                    RowPart {
+                        start: head,
+                        rows: rest,
+                        tile: small,
+                    },
+                ];
+                best = (split, parts);
+            }
+        }
+    }
+    best.1
+}
+
 /// Whether the subgroup variants run on this device: subgroup operations enabled, and never
 /// fewer than 8 invocations in a subgroup (a workgroup of the texture products is 8 lanes
 /// sharing x rows).
@@ -758,23 +818,25 @@ pub fn record_io(
     // shaders/linear.wgsl).
     let on = |b: bool| if b { 1.0 } else { 0.0 };
     let quads = texture_quads(shape.n);
-    let rows = texture_rows(variant, shape.m);
     assert!(
         !shape.row_scale || (bias.is_some() && variant.layout() == WeightLayout::Texture),
         "linear: a row scale needs a texture variant and its factors in the bias binding"
     );
-    let tile_constants = [
-        ("BIAS", on(bias.is_some() && !shape.row_scale)),
-        ("GELU", on(shape.gelu)),
-        ("RESIDUAL", on(residual.is_some())),
-        ("ROW_BIAS", on(shape.row_bias)),
-        ("TEX_QUADS", quads as f64),
-        ("TEX_ROWS", rows as f64),
-        ("K_TAIL", on(!shape.k.is_multiple_of(4))),
-        ("ROW_SCALE", on(shape.row_scale)),
-    ];
-    // The buffer variants have no TEX_QUADS.
-    let constants = &tile_constants[..4];
+    let tile_constants = |rows: usize| {
+        [
+            ("BIAS", on(bias.is_some() && !shape.row_scale)),
+            ("GELU", on(shape.gelu)),
+            ("RESIDUAL", on(residual.is_some())),
+            ("ROW_BIAS", on(shape.row_bias)),
+            ("TEX_QUADS", quads as f64),
+            ("TEX_ROWS", rows as f64),
+            ("K_TAIL", on(!shape.k.is_multiple_of(4))),
+            ("ROW_SCALE", on(shape.row_scale)),
+        ]
+    };
+    // The buffer variants have no TEX_QUADS or TEX_ROWS.
+    let buffer_constants = tile_constants(0);
+    let constants = &buffer_constants[..4];
     let at = shape.at;
     assert!(
         variant.layout() == WeightLayout::Texture
@@ -952,29 +1014,41 @@ pub fn record_io(
                 Some(t) => Bind::from(&t.view),
                 None => Bind::from(residual_buffer.unwrap_or(placeholder)),
             };
-            program.push_specialized(
-                gpu,
-                Call {
-                    kernel: variant.kernel(),
-                    entry,
-                    params,
-                    bindings: &[
-                        Bind::from(&xt.view),
-                        Bind::from(&wt.view),
-                        Bind::from(bias.unwrap_or(placeholder)),
-                        residual_bind,
-                        out,
-                    ],
-                    workgroups: [
-                        shape.n.div_ceil(32 * quads) as u32,
-                        shape.m.div_ceil(rows) as u32,
-                        u(shape.repeat),
-                    ],
-                    flops,
-                    bytes,
-                },
-                &tile_constants,
-            );
+            for part in texture_row_parts(variant, shape.m, shape.row_bias) {
+                // Rows from part.start: x's and y's first rows move down, and y (with its
+                // residual) in a buffer starts part.start rows later.
+                let params = LinearParams {
+                    m: u(part.rows),
+                    x_row0: u(at.x_row0 + part.start),
+                    y_row0: u(at.y_row0 + part.start),
+                    y_offset: u(at.y_offset + part.start * n_stored),
+                    ..params
+                };
+                let share = part.rows as f64 / m.max(1.0);
+                program.push_specialized(
+                    gpu,
+                    Call {
+                        kernel: variant.kernel(),
+                        entry,
+                        params,
+                        bindings: &[
+                            Bind::from(&xt.view),
+                            Bind::from(&wt.view),
+                            Bind::from(bias.unwrap_or(placeholder)),
+                            residual_bind.clone(),
+                            out.clone(),
+                        ],
+                        workgroups: [
+                            shape.n.div_ceil(32 * quads) as u32,
+                            part.rows.div_ceil(part.tile) as u32,
+                            u(shape.repeat),
+                        ],
+                        flops: flops * share,
+                        bytes: bytes * share,
+                    },
+                    &tile_constants(part.tile),
+                );
+            }
         }
     }
 }
