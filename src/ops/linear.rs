@@ -1035,8 +1035,8 @@ pub fn record_io(
                             Bind::from(&xt.view),
                             Bind::from(&wt.view),
                             Bind::from(bias.unwrap_or(placeholder)),
-                            residual_bind.clone(),
-                            out.clone(),
+                            residual_bind,
+                            out,
                         ],
                         workgroups: [
                             shape.n.div_ceil(32 * quads) as u32,
