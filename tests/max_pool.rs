@@ -1,24 +1,56 @@
 mod common;
 
 use common::{assert_close, gpu, random};
-use vit_hybrid::ops::{Program, max_pool, max_pool::MaxPool};
+use vit_hybrid::ops::matrix_texture::{MatrixTexture, TexelFormat};
+use vit_hybrid::ops::{Program, conv2d, max_pool, max_pool::MaxPool};
 
-fn run(shape: MaxPool, x: &[f32]) -> Vec<f32> {
+/// The buffer kernel's output, and the texture kernel's where the shape fits it.
+fn run(shape: MaxPool, x: &[f32]) -> Vec<(&'static str, Vec<f32>)> {
     let g = gpu();
     let xb = g.upload("x", x);
     let yb = g.storage("y", shape.out_len());
     let mut p = Program::new();
     max_pool::record(&g, &mut p, shape, &xb, &yb);
     p.run(&g).unwrap();
-    g.read(&yb, shape.out_len()).unwrap()
+    let mut out = vec![("buffers", g.read(&yb, shape.out_len()).unwrap())];
+    let rows = shape.batch * shape.c;
+    let (hw, ohw) = (shape.h * shape.w, shape.oh * shape.ow);
+    if max_pool::texture_fits(&g, shape) {
+        let xt = MatrixTexture::upload(&g, "x", x, (rows, hw), rows, TexelFormat::F32).unwrap();
+        // As the backbone allocates it: as wide as the next conv reads, stale past ohw.
+        let width = conv2d::input_texture_width(ohw);
+        let yt = MatrixTexture::upload(
+            &g,
+            "y",
+            &vec![f32::NAN; rows * width],
+            (rows, width),
+            rows,
+            TexelFormat::F32,
+        )
+        .unwrap();
+        let mut p = Program::new();
+        max_pool::record_texture(&g, &mut p, shape, &xt, &yt);
+        p.run(&g).unwrap();
+        let y = yt.read(&g).unwrap();
+        let dense = y.chunks(width).flat_map(|r| r[..ohw].to_vec()).collect();
+        out.push(("textures", dense));
+    } else {
+        assert!(
+            !g.info.name.contains("llvmpipe"),
+            "{shape:?} fits lavapipe's textures: the texture kernel must run"
+        );
+    }
+    out
 }
 
 fn check(shape: MaxPool, lo: f32, hi: f32) -> Vec<f32> {
     let x = random(7, shape.batch * shape.c * shape.h * shape.w, lo, hi);
-    let got = run(shape, &x);
     let want = max_pool::cpu(shape, &x);
-    assert_close(&format!("max_pool {shape:?}"), &got, &want, 0.0, 0.0);
-    got
+    let outs = run(shape, &x);
+    for (path, got) in &outs {
+        assert_close(&format!("max_pool {path} {shape:?}"), got, &want, 0.0, 0.0);
+    }
+    outs.into_iter().next().unwrap().1
 }
 
 #[test]
@@ -59,6 +91,32 @@ fn padding_counts_as_zero() {
                         "plane {plane} ({oy}, {ox}) = {v} is inside, should stay negative"
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A NaN in a window makes its output NaN in both kernels (PyTorch's max_pool2d keeps it).
+#[test]
+fn nan_is_kept() {
+    let shape = MaxPool::same(1, 2, 9, 8, 3, 2);
+    let mut x = random(9, 2 * 9 * 8, -1.0, 1.0);
+    x[9 * 8 + 3 * 8 + 4] = f32::NAN; // plane 1, row 3, column 4
+    let want = max_pool::cpu(shape, &x);
+    assert!(
+        want[20 + 4 + 2].is_nan(),
+        "the reference keeps it: {:?}",
+        &want[20..]
+    );
+    for (path, got) in run(shape, &x) {
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.is_nan(),
+                w.is_nan(),
+                "{path}: output {i}: {g} against {w}"
+            );
+            if !w.is_nan() {
+                assert_eq!(g, w, "{path}: output {i}");
             }
         }
     }

@@ -254,16 +254,36 @@ impl Backbone {
         let (h, w) = self.image_size;
         p.set_scope("backbone.stem");
         let pixels = Activation::buffer(pixels);
-        // The stem's norm writes its buffer: max pool reads buffers.
+        // The stem's norm stores a texture where one fits, and the max pool reads it and
+        // stores one for the first stage's 1x1 convs to read in place (CPU adapters).
         let plain = (true, None);
+        let slot = (&bufs.a, Some("backbone.stem"));
         let (stem, stem_out) =
             self.embedder
-                .record(gpu, p, batch, g, plain, &pixels, (3, h, w), (&bufs.a, None));
+                .record(gpu, p, batch, g, plain, &pixels, (3, h, w), slot);
         let pool = MaxPool::same(batch, stem.0, stem.1, stem.2, 3, 2);
-        max_pool::record(gpu, p, pool, stem_out.buffer, &bufs.b);
+        let pooled = match &stem_out.texture {
+            Some(t) if max_pool::texture_fits(gpu, pool) => {
+                let (rows, ohw) = (batch * pool.c, pool.oh * pool.ow);
+                let width = conv2d::input_texture_width(ohw);
+                let y = p
+                    .scratch_texture(gpu, "backbone.pooled", (rows, ohw), (rows, width))
+                    .expect("max_pool::texture_fits checked the size");
+                max_pool::record_texture(gpu, p, pool, t, &y);
+                Some(y)
+            }
+            _ => {
+                let x = stem_out.to_buffer(gpu, p);
+                max_pool::record(gpu, p, pool, x, &bufs.b);
+                None
+            }
+        };
         let mut shape = (stem.0, pool.oh, pool.ow);
         let len = |(c, h, w): (usize, usize, usize)| batch * c * h * w;
-        let mut x = Activation::buffer(&bufs.b);
+        let mut x = Activation {
+            buffer: &bufs.b,
+            texture: pooled,
+        };
         tap(
             p,
             Tap {

@@ -2,8 +2,9 @@
 //! (BiT's `BitMaxPool2d` pads with zeros, then pools).
 
 use crate::gpu::Gpu;
-use crate::ops::conv2d::same_1d;
-use crate::ops::{Bind, Call, Kernel, Program, grid_1d, kernel};
+use crate::ops::conv2d::{self, same_1d};
+use crate::ops::matrix_texture::{self, MatrixTexture};
+use crate::ops::{Bind, Call, Kernel, MAX_GROUPS_PER_DIM, Program, grid_1d, kernel};
 
 pub const KERNEL: Kernel = kernel!("max_pool");
 
@@ -86,19 +87,7 @@ pub fn record(
             len * 4
         );
     }
-    let u = |v: usize| u32::try_from(v).expect("max_pool size fits in u32");
-    let params = MaxPoolParams {
-        batch: u(shape.batch),
-        c: u(shape.c),
-        h: u(shape.h),
-        w: u(shape.w),
-        k: u(shape.k),
-        stride: u(shape.stride),
-        pad_top: u(shape.pad_top),
-        pad_left: u(shape.pad_left),
-        oh: u(shape.oh),
-        ow: u(shape.ow),
-    };
+    let params = params(shape);
     let n = shape.out_len();
     program.push(
         gpu,
@@ -115,6 +104,74 @@ pub fn record(
 }
 
 /// CPU reference.
+/// Whether [`record_texture`] runs `shape`: its planes within the grid's 65535 rows and both
+/// textures within the adapter's limits, y as wide as the next conv reads
+/// ([`conv2d::input_texture_width`]).
+pub fn texture_fits(gpu: &Gpu, shape: MaxPool) -> bool {
+    let rows = shape.batch * shape.c;
+    rows <= MAX_GROUPS_PER_DIM as usize
+        && matrix_texture::fits(gpu, rows, shape.h * shape.w)
+        && matrix_texture::fits(gpu, rows, conv2d::input_texture_width(shape.oh * shape.ow))
+}
+
+/// [`record`] from and into matrix textures (row b * c + channel, the plane's pixels
+/// flattened; CPU adapters, where it reads with inline loads). Panics unless
+/// [`texture_fits`] and the textures hold the planes.
+pub fn record_texture(
+    gpu: &Gpu,
+    program: &mut Program,
+    shape: MaxPool,
+    x: &MatrixTexture, // [batch * c, h * w]
+    y: &MatrixTexture, // [batch * c, oh * ow]
+) {
+    let rows = shape.batch * shape.c;
+    let (hw, ohw) = (shape.h * shape.w, shape.oh * shape.ow);
+    assert!(
+        texture_fits(gpu, shape)
+            && x.height >= rows
+            && x.texels_wide() * 4 >= hw
+            && y.height >= rows
+            && y.texels_wide() * 4 >= ohw,
+        "max_pool {shape:?}: textures [{} x {} texels] and [{} x {} texels] do not hold it",
+        x.height,
+        x.texels_wide(),
+        y.height,
+        y.texels_wide()
+    );
+    let texels = ohw.div_ceil(4);
+    if rows == 0 || texels == 0 {
+        return;
+    }
+    program.push(
+        gpu,
+        Call {
+            kernel: &KERNEL,
+            entry: "main_texture",
+            params: params(shape),
+            bindings: &[Bind::from(&x.view), Bind::from(&y.view)],
+            workgroups: [texels.div_ceil(64) as u32, rows as u32, 1],
+            flops: (rows * ohw * shape.k * shape.k) as f64,
+            bytes: 4.0 * (rows * (hw + ohw)) as f64,
+        },
+    );
+}
+
+fn params(shape: MaxPool) -> MaxPoolParams {
+    let u = |v: usize| u32::try_from(v).expect("max_pool size fits in u32");
+    MaxPoolParams {
+        batch: u(shape.batch),
+        c: u(shape.c),
+        h: u(shape.h),
+        w: u(shape.w),
+        k: u(shape.k),
+        stride: u(shape.stride),
+        pad_top: u(shape.pad_top),
+        pad_left: u(shape.pad_left),
+        oh: u(shape.oh),
+        ow: u(shape.ow),
+    }
+}
+
 pub fn cpu(shape: MaxPool, x: &[f32]) -> Vec<f32> {
     let MaxPool {
         batch,
@@ -146,7 +203,10 @@ pub fn cpu(shape: MaxPool, x: &[f32]) -> Vec<f32> {
                         } else {
                             0.0
                         };
-                        m = m.max(v);
+                        // NaN wins, as in PyTorch's max_pool2d (f32::max would drop it).
+                        if v > m || v.is_nan() {
+                            m = v;
+                        }
                     }
                 }
                 y[(plane * oh + oy) * ow + ox] = m;
