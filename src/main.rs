@@ -486,7 +486,12 @@ fn info(model: &Model) -> Result<()> {
     } else {
         println!("conv2d:       GPU block layout (16x16 invocations owning 8x8 outputs)");
     }
-    if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
+    if vit_hybrid::ops::attention::fused_fits(model.gpu(), attn) {
+        println!(
+            "attention:    one dispatch per batch, online softmax over blocks of 32 keys, \
+             probabilities shared across the subgroup (attention_fused:main)"
+        );
+    } else if vit_hybrid::ops::attention::textures_fit(model.gpu(), attn) {
         println!(
             "attention:    texture products, every head in one dispatch \
              ({products}:main_texture_f32_to_texture4, attention:softmax_texture)"
