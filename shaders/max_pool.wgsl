@@ -49,31 +49,22 @@ fn main(
     }
     let plane = i / ohw;
     let pix = i % ohw;
-    let iy0 = i32((pix / p.ow) * p.stride) - i32(p.pad_top);
-    let ix0 = i32((pix % p.ow) * p.stride) - i32(p.pad_left);
-    let xb = plane * p.h * p.w;
-    var m = -3.402823e38;
-    for (var ky = 0u; ky < p.k; ky++) {
-        let iy = iy0 + i32(ky);
-        let row_ok = iy >= 0 && iy < i32(p.h);
-        for (var kx = 0u; kx < p.k; kx++) {
-            let ix = ix0 + i32(kx);
-            var v = 0.0;
-            if (row_ok && ix >= 0 && ix < i32(p.w)) {
-                v = x[xb + u32(iy) * p.w + u32(ix)];
-            }
-            // Not max(m, v): that drops NaN on lavapipe (LLVM's maxnum), where PyTorch's
-            // max_pool2d keeps it; once m is NaN, nothing replaces it.
-            if (v > m || is_nan(v)) {
-                m = v;
-            }
-        }
-    }
-    y[i] = m;
+    y[i] = window_max_buffer(plane, pix / p.ow, pix % p.ow);
 }
 
-// The max of the window at output (oy, ox) of texture row `row`.
-fn window_max_texture(row: u32, oy: u32, ox: u32) -> f32 {
+// Pixel (iy, ix) of a plane: of x from the plane's first element, or of its row of xt.
+fn pixel_buffer(plane: u32, iy: u32, ix: u32) -> f32 {
+    return x[plane * p.h * p.w + iy * p.w + ix];
+}
+
+fn pixel_texture(row: u32, iy: u32, ix: u32) -> f32 {
+    let q = iy * p.w + ix;
+    return textureLoad(xt, vec2<u32>(q / 4u, row))[q % 4u];
+}
+
+// The max of the window at output (oy, ox) of a plane (main) or texture row (main_texture).
+// #for SRC in buffer texture
+fn window_max_{SRC}(plane: u32, oy: u32, ox: u32) -> f32 {
     let iy0 = i32(oy * p.stride) - i32(p.pad_top);
     let ix0 = i32(ox * p.stride) - i32(p.pad_left);
     var m = -3.402823e38;
@@ -84,9 +75,10 @@ fn window_max_texture(row: u32, oy: u32, ox: u32) -> f32 {
             let ix = ix0 + i32(kx);
             var v = 0.0;
             if (row_ok && ix >= 0 && ix < i32(p.w)) {
-                let q = u32(iy) * p.w + u32(ix);
-                v = textureLoad(xt, vec2<u32>(q / 4u, row))[q % 4u];
+                v = pixel_{SRC}(plane, u32(iy), u32(ix));
             }
+            // Not max(m, v): that drops NaN on lavapipe (LLVM's maxnum), where PyTorch's
+            // max_pool2d keeps it; once m is NaN, nothing replaces it.
             if (v > m || is_nan(v)) {
                 m = v;
             }
@@ -95,6 +87,7 @@ fn window_max_texture(row: u32, oy: u32, ox: u32) -> f32 {
     return m;
 }
 
+// #end
 // Workgroups: x runs along a row of output texels (64 each), y is the row (plane).
 @compute @workgroup_size(64, 1, 1)
 fn main_texture(
