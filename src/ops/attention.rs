@@ -327,40 +327,39 @@ pub fn qkv_texture(gpu: &Gpu, shape: Attention) -> Result<MatrixTexture> {
     )
 }
 
-/// Scratch of [`record_textures`], which runs the variant it was made for: for
-/// [`TextureVariant::Products`] the keys transposed, one image's scores and unnormalised
-/// probabilities, and 1 / each row's sum; the fused kernel needs none (one texel each).
+/// Scratch of [`record_textures`], which runs the variant it was made for: the fused kernel
+/// needs none, the products [`ProductScratch`].
 pub struct TextureScratch {
-    pub variant: TextureVariant,
-    pub keys: MatrixTexture,
-    pub scores: MatrixTexture,
-    pub probs: MatrixTexture,
-    pub inv_sums: wgpu::Buffer,
+    products: Option<ProductScratch>,
+}
+
+/// [`TextureVariant::Products`]' scratch: the keys transposed, one image's scores and
+/// unnormalised probabilities, and 1 / each row's sum.
+struct ProductScratch {
+    keys: MatrixTexture,
+    scores: MatrixTexture,
+    probs: MatrixTexture,
+    inv_sums: wgpu::Buffer,
 }
 
 impl TextureScratch {
     pub fn new(gpu: &Gpu, shape: Attention, variant: TextureVariant) -> Result<Self> {
         if variant == TextureVariant::Fused {
-            let t = |label| MatrixTexture::new(gpu, label, 1, 4, 1, TexelFormat::F32);
-            return Ok(Self {
-                variant,
-                keys: t("attention.keys")?,
-                scores: t("attention.scores")?,
-                probs: t("attention.probs")?,
-                inv_sums: gpu.storage("attention.inv_sums", 1),
-            });
+            return Ok(Self { products: None });
         }
         let rows = shape.heads * score_rows(shape);
         let keys = shape.batch * shape.hidden();
         let t = |label: &str, rows, cols, width| {
             MatrixTexture::new_padded(gpu, label, (rows, cols), (rows, width), TexelFormat::F32)
         };
-        Ok(Self {
-            variant,
+        let products = ProductScratch {
             keys: t("attention.keys", keys, shape.seq, keys_width(shape))?,
             scores: t("attention.scores", rows, shape.seq, shape.seq)?,
             probs: t("attention.probs", rows, shape.seq, shape.seq)?,
             inv_sums: gpu.storage("attention.inv_sums", rows),
+        };
+        Ok(Self {
+            products: Some(products),
         })
     }
 }
@@ -437,10 +436,10 @@ pub fn record_textures(
         textures_fit(gpu, shape),
         "attention: {shape:?} does not fit the texture path"
     );
-    if scratch.variant == TextureVariant::Fused {
+    let Some(scratch) = &scratch.products else {
         record_fused(gpu, program, shape, qkv, out);
         return;
-    }
+    };
     let Attention {
         batch,
         seq,
