@@ -30,6 +30,10 @@ pub struct Gpu {
     /// A binding limit below the device's, to plan as a smaller adapter would.
     binding_cap: Option<u64>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// One module per kernel: wgpu parses and validates a module's whole source (300 KB for
+    /// the written-out products), which took a third of the pipelines' cold start when every
+    /// pipeline made its own.
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
 }
 
 /// Every adapter wgpu can see, in the order `GpuOptions::adapter` indexes them.
@@ -196,6 +200,7 @@ impl Gpu {
             info,
             binding_cap: None,
             pipelines: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
         }
     }
 
@@ -239,12 +244,7 @@ impl Gpu {
         if let Some(p) = cache.get(&key) {
             return p.clone();
         }
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.name),
-                source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-            });
+        let module = self.module(kernel);
         let pipeline = Arc::new(self.device.create_compute_pipeline(
             &wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.name),
@@ -260,6 +260,23 @@ impl Gpu {
         ));
         cache.insert(key, pipeline.clone());
         pipeline
+    }
+
+    /// The shader module of `kernel`, created once per device.
+    fn module(&self, kernel: &Kernel) -> Arc<wgpu::ShaderModule> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        modules
+            .entry(kernel.name)
+            .or_insert_with(|| {
+                Arc::new(
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(kernel.name),
+                            source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                        }),
+                )
+            })
+            .clone()
     }
 
     /// A storage buffer holding `data`.
