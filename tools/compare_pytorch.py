@@ -7,6 +7,7 @@ Run by hand (never by CI), from the repository root, with the fixtures' virtuale
 
     cargo build --release
     /work/pyenv/bin/python tools/compare_pytorch.py [--batch-size 1] [--iters 5] [--json]
+        [--rounds 3]   # time all three in turn 3 times; print each round and the medians
         [--precision f32 --precision f16]   # vit-hybrid's weights; both unless given
     /work/pyenv/bin/python tools/compare_pytorch.py --skip-ours   # PyTorch and ONNX Runtime only
 
@@ -141,6 +142,18 @@ def time_onnxruntime(path: Path, pixels: np.ndarray, iters: int, threads: int):
 EXE = ROOT / "target/release/vit-hybrid"
 
 
+def round_figures(pt: dict, ort_t: dict, ours: dict) -> dict:
+    """One round's timings and the ratios between them (seconds per image)."""
+    pt_img = pt["median_s_per_image"]
+    ort_img = ort_t["median_s_per_image"]
+    ratios = {"onnxruntime_over_pytorch": ort_img / pt_img}
+    for precision, o in ours.items():
+        ratios[f"vit_hybrid_{precision}_over_pytorch"] = o["median_s_per_image"] / pt_img
+        ratios[f"vit_hybrid_{precision}_over_onnxruntime"] = o["median_s_per_image"] / ort_img
+    return {"pytorch": dict(pt), "onnxruntime": dict(ort_t), "vit_hybrid": ours,
+            "ratios": ratios}
+
+
 def time_ours(batch: int, iters: int, precision: str) -> dict:
     exe = EXE
     out = subprocess.run(
@@ -164,10 +177,15 @@ def main() -> None:
                     help="time only PyTorch and ONNX Runtime (no vit-hybrid binary needed)")
     ap.add_argument("--precision", action="append", choices=["f32", "f16"],
                     help="vit-hybrid's linear weights, repeatable (default: f32 and f16)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time all three this many times in turn; the figures are the medians "
+                         "over rounds, each round's ratios compare runs made minutes apart")
     ap.add_argument("--json", action="store_true",
                     help="print one JSON object with all figures (progress goes to stderr)")
     args = ap.parse_args()
     b = args.batch_size
+    if args.rounds < 1 or args.iters < 1:
+        sys.exit("--rounds and --iters take a positive count")
     if not args.skip_ours and not EXE.exists():
         sys.exit("build it first: cargo build --release (or pass --skip-ours)")
 
@@ -189,18 +207,27 @@ def main() -> None:
     model = construct(config).eval()
     pixels = torch.rand(b, 3, config.image_size, config.image_size) * 2 - 1
 
-    log("timing PyTorch ...")
-    pt, pt_logits = time_pytorch(model, pixels, args.iters, args.threads)
-
+    precisions = [] if args.skip_ours else (args.precision or ["f32", "f16"])
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="vit-hybrid-onnx-") as tmp:
         path = Path(tmp) / "vit-hybrid-base-bit-384.onnx"
         log(f"exporting to ONNX ({args.exporter}, opset {OPSET[args.exporter]}) ...")
         export_s = export_onnx(model, pixels, path, args.exporter)
         opset = onnx_opset(path)
         size = sum(f.stat().st_size for f in Path(tmp).iterdir())  # + external data, if any
-        del model
-        log("timing ONNX Runtime ...")
-        ort_t, ort_logits = time_onnxruntime(path, pixels.numpy(), args.iters, args.threads)
+        # Each round times all three back to back, so a round's ratios compare runs made in
+        # the same minutes of a shared host whose speed drifts; the headline is their median.
+        for r in range(args.rounds):
+            log(f"round {r + 1} of {args.rounds}: timing PyTorch ...")
+            pt, pt_logits = time_pytorch(model, pixels, args.iters, args.threads)
+            log(f"round {r + 1} of {args.rounds}: timing ONNX Runtime ...")
+            ort_t, ort_logits = time_onnxruntime(path, pixels.numpy(), args.iters, args.threads)
+            ours = {}
+            for precision in precisions:
+                log(f"round {r + 1} of {args.rounds}: timing vit-hybrid bench "
+                    f"--precision {precision} ...")
+                ours[precision] = time_ours(b, args.iters, precision)
+            rounds.append(round_figures(pt, ort_t, ours))
     diff = float(np.max(np.abs(ort_logits.astype(np.float64) - pt_logits.astype(np.float64))))
     ort_t.update({
         "exporter": args.exporter,
@@ -212,35 +239,41 @@ def main() -> None:
         "logits_match": diff <= LOGITS_TOLERANCE,
         "argmax_match": bool((ort_logits.argmax(-1) == pt_logits.argmax(-1)).all()),
     })
-
+    ratios = {k: statistics.median(r["ratios"][k] for r in rounds) for k in rounds[0]["ratios"]}
+    pt_img = statistics.median(r["pytorch"]["median_s_per_image"] for r in rounds)
+    ort_img = statistics.median(r["onnxruntime"]["median_s_per_image"] for r in rounds)
     ours = {}
-    if not args.skip_ours:
-        for precision in args.precision or ["f32", "f16"]:
-            log(f"timing vit-hybrid bench --precision {precision} ...")
-            ours[precision] = time_ours(b, args.iters, precision)
-
-    pt_img = pt["median_s_per_image"]
-    ort_img = ort_t["median_s_per_image"]
-    ratios = {"onnxruntime_over_pytorch": ort_img / pt_img}
-    for precision, o in ours.items():
-        ratios[f"vit_hybrid_{precision}_over_pytorch"] = o["median_s_per_image"] / pt_img
-        ratios[f"vit_hybrid_{precision}_over_onnxruntime"] = o["median_s_per_image"] / ort_img
+    for p in precisions:
+        med = statistics.median(r["vit_hybrid"][p]["median_s_per_image"] for r in rounds)
+        ours[p] = {**rounds[-1]["vit_hybrid"][p], "median_s_per_image": med,
+                   "gflops_per_s": rounds[-1]["vit_hybrid"][p]["gflop_per_image"] / med}
 
     if args.json:
         print(json.dumps({
             "machine": machine,
             "batch_size": b,
             "iters": args.iters,
+            "rounds": rounds,
             "pytorch": pt,
             "onnxruntime": ort_t,
             "vit_hybrid": ours or None,
             "ratios": ratios,
         }, indent=2))
     else:
+        if args.rounds > 1:
+            for i, r in enumerate(rounds):
+                line = (f"round {i + 1}: PyTorch {r['pytorch']['median_s_per_image']:.3f} s, "
+                        f"ONNX Runtime {r['onnxruntime']['median_s_per_image']:.3f} s")
+                for p, o in r["vit_hybrid"].items():
+                    line += (f", vit-hybrid {p} {o['median_s_per_image']:.3f} s "
+                             f"({r['ratios'][f'vit_hybrid_{p}_over_pytorch']:.2f}x)")
+                print(line)
+        of = (f"median of {args.iters}" if args.rounds == 1
+              else f"median over {args.rounds} rounds of {args.iters} runs")
         print(f"PyTorch (CPU, {args.threads} threads): {pt_img:.3f} s/image "
-              f"(median of {args.iters}, batch {b}; first run {pt['first_s']:.2f} s)")
+              f"({of}, batch {b}; first run {pt['first_s']:.2f} s)")
         print(f"ONNX Runtime (CPUExecutionProvider, {args.threads} intra-op threads, "
-              f"opt all): {ort_img:.3f} s/image (median of {args.iters}, batch {b}; "
+              f"opt all): {ort_img:.3f} s/image ({of}, batch {b}; "
               f"first run {ort_t['first_s']:.2f} s, session {ort_t['session_s']:.2f} s, "
               f"export {export_s:.1f} s, opset {opset}, {size / 1e6:.0f} MB)")
         print(f"ONNX Runtime logits vs PyTorch: max abs diff {diff:.2e} "
@@ -248,8 +281,9 @@ def main() -> None:
               f"argmax {'matches' if ort_t['argmax_match'] else 'DIFFERS'})")
         for precision, o in ours.items():
             print(f"vit-hybrid {precision} ({o['adapter']}): {o['median_s_per_image']:.3f} "
-                  f"s/image (median of {args.iters}, batch {b}; cold start "
+                  f"s/image ({of}, batch {b}; cold start "
                   f"{o['cold_start_s']:.2f} s, {o['gflops_per_s']:.1f} GFLOP/s)")
+        # with several rounds, each ratio is the median of the rounds' ratios
         for precision in ours:
             print(f"ratio vit-hybrid {precision} / PyTorch: "
                   f"{ratios[f'vit_hybrid_{precision}_over_pytorch']:.2f}x")
