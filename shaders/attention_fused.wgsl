@@ -114,7 +114,10 @@ fn main(
 // #end
         }
 // #end
-        for (var src_lane = 0u; src_lane < 8u; src_lane++) {
+        // Lanes whose keys all lie past seq add nothing: the last block of 577 keys has one
+        // key, so it hands over one lane's instead of eight.
+        let lanes = min(8u, (p.seq - kb + 3u) / 4u);
+        for (var src_lane = 0u; src_lane < lanes; src_lane++) {
             // Lane `src_lane`'s 4 keys: their rows of v, zero past seq (0 x inf would be NaN).
             let vk = kb + 4u * src_lane;
             let vr = i32(image + vk);
