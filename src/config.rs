@@ -157,6 +157,11 @@ fn pair(v: Option<&Value>, default: usize, name: &str) -> Result<(usize, usize)>
 fn positive(v: Option<usize>, default: usize, name: &str, max: usize) -> Result<usize> {
     let n = v.unwrap_or(default);
     ensure!(n > 0, "config.json: `{name}` must be positive, got 0");
+    at_most(n, name, max)
+}
+
+/// A count in `0..=max`.
+fn at_most(n: usize, name: &str, max: usize) -> Result<usize> {
     ensure!(
         n <= max,
         "config.json: `{name}` = {n} is implausibly large (at most {max})"
@@ -254,9 +259,10 @@ impl ModelConfig {
         )?;
         let cfg = Self {
             hidden_size,
-            num_hidden_layers: positive(
-                raw.num_hidden_layers,
-                12,
+            // No layers is a valid ViT (transformers builds one: the embeddings go straight to
+            // the final norm), so 0 is allowed here, unlike the widths.
+            num_hidden_layers: at_most(
+                raw.num_hidden_layers.unwrap_or(12),
                 "num_hidden_layers",
                 MAX_LAYERS,
             )?,

@@ -9,7 +9,7 @@ use common::{gpu, rel_l2};
 use safetensors::{Dtype, SafeTensors};
 use vit_hybrid::model::Model;
 
-const FIXTURES: &[&str] = &["tiny", "odd", "patch2"];
+const FIXTURES: &[&str] = &["tiny", "odd", "patch2", "no_layers"];
 /// Largest relative L2 error against float64 at any stage (issue: 1e-4).
 const STAGE_TOLERANCE: f64 = 1e-4;
 const LOGIT_TOLERANCE: f64 = 1e-4;
@@ -143,6 +143,12 @@ fn odd_sizes_match_transformers() {
 #[test]
 fn patch2_matches_transformers() {
     check_fixture(FIXTURES[2]);
+}
+
+/// `num_hidden_layers: 0`: the embeddings go straight to the final norm.
+#[test]
+fn no_encoder_layers_match_transformers() {
+    check_fixture(FIXTURES[3]);
 }
 
 /// An adapter whose binding limit holds one image's activations at a time runs a batch of

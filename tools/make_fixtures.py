@@ -136,6 +136,30 @@ CONFIGS = {
         ),
         num_labels=5,
     ),
+    # No encoder layers (transformers allows it: the embeddings go straight to the final
+    # norm), on the narrowest backbone.
+    "no_layers": dict(
+        seed=1004,
+        backbone=dict(
+            layer_type="bottleneck",
+            global_padding="same",
+            embedding_dynamic_padding=True,
+            depths=[1, 1, 1],
+            hidden_sizes=[8, 16, 32, 64],
+            embedding_size=8,
+            num_groups=4,
+            out_features=["stage3"],
+        ),
+        vit=dict(
+            image_size=32,
+            patch_size=1,
+            hidden_size=20,
+            num_hidden_layers=0,
+            num_attention_heads=2,
+            intermediate_size=20,
+        ),
+        num_labels=4,
+    ),
 }
 
 # scale of the classifier weights relative to 1/sqrt(hidden): spreads logits over a few units
@@ -516,12 +540,16 @@ def main() -> int:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, numpy {np.__version__}")
 
-    make_photo()
+    # --only regenerates the named fixtures alone, from the committed photo (so it needs
+    # neither scikit-image nor timm)
+    if not args.only or not PHOTO.exists():
+        make_photo()
     for name, spec in CONFIGS.items():
         if args.only and name not in args.only:
             continue
         make_fixture(name, spec, args.f32_backbone)
-    write_real_config(args.check_real_size)
+    if not args.only:
+        write_real_config(args.check_real_size)
 
     total = 0
     print("=== files ===")
