@@ -493,3 +493,20 @@ fn texture_variants_scale_rows_by_x_row() {
         }
     }
 }
+
+/// The blocked transpose that lays out texture weights equals the definition, zeros past n,
+/// at sizes that are not whole blocks.
+#[test]
+fn weights_transpose_in_blocks() {
+    for (n, k, width) in [(37, 70, 96), (1, 1, 4), (64, 33, 64), (100, 3, 192)] {
+        let w = random(n as u64 * 31 + k as u64, n * k, -1.0, 1.0);
+        let t = linear::transpose_padded(&w, (n, k), width);
+        assert_eq!(t.len(), k * width);
+        for i in 0..k {
+            for j in 0..width {
+                let want = if j < n { w[j * k + i] } else { 0.0 };
+                assert_eq!(t[i * width + j], want, "[{n}, {k}] -> {width}: ({i}, {j})");
+            }
+        }
+    }
+}

@@ -46,6 +46,29 @@ pub fn texture_quads(n: usize) -> usize {
         .unwrap_or(3)
 }
 
+/// `data` [n, k] transposed to [k, width] (width >= n, zeros past n), in square blocks: a
+/// row-by-row scatter writes every value a row apart, a cache miss each, and took most of
+/// the full-size model's upload (85M weights).
+pub fn transpose_padded(data: &[f32], (n, k): (usize, usize), width: usize) -> Vec<f32> {
+    const BLOCK: usize = 32;
+    assert!(
+        data.len() == n * k && width >= n,
+        "transpose_padded: [{n}, {k}] into {width}"
+    );
+    let mut out = vec![0.0f32; k * width];
+    for j0 in (0..n).step_by(BLOCK) {
+        for i0 in (0..k).step_by(BLOCK) {
+            for j in j0..(j0 + BLOCK).min(n) {
+                let row = &data[j * k..(j + 1) * k];
+                for i in i0..(i0 + BLOCK).min(k) {
+                    out[i * width + j] = row[i];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Rows per lane of `variant`'s tile for `m` rows, the shader's TEX_ROWS: 16, or for the
 /// subgroup variants whichever of 8, 16 and 24 costs least with its padding rows. The cost per
 /// row and k step was measured in lavapipe's machine code (instructions per accumulator, x loads
@@ -337,12 +360,7 @@ impl Weight {
             };
             // W^T [k, n]: texel (c, k) holds W[4c..4c+4, k]; columns padded to the tile.
             let np = n.next_multiple_of(TEXTURE_COLS);
-            let mut wt = vec![0.0f32; k * np];
-            for (j, row) in data.chunks_exact(k.max(1)).enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    wt[i * np + j] = v;
-                }
-            }
+            let wt = transpose_padded(data, (n, k), np);
             let t = MatrixTexture::upload(gpu, label, &wt, (k, np), k.next_multiple_of(4), texel)
                 .with_context(|| format!("linear weight {label}"))?;
             return Ok(Self {

@@ -149,26 +149,33 @@ impl MatrixTexture {
         if rows == 0 || cols == 0 {
             return Ok(t);
         }
+        // Rows are padded to whole texels only where they are not already (no copy of a
+        // full-size weight that is: the model's upload copies enough as it is).
         let wide = t.texels_wide() * 4;
-        let mut padded = vec![0.0f32; rows * wide];
-        for (dst, src) in padded.chunks_exact_mut(wide).zip(data.chunks_exact(cols)) {
-            dst[..cols].copy_from_slice(src);
-        }
-        let bytes: Vec<u8> = match format {
-            TexelFormat::F32 => bytemuck::cast_slice(&padded).to_vec(),
+        let padded: std::borrow::Cow<[f32]> = if wide == cols {
+            data.into()
+        } else {
+            let mut padded = vec![0.0f32; rows * wide];
+            for (dst, src) in padded.chunks_exact_mut(wide).zip(data.chunks_exact(cols)) {
+                dst[..cols].copy_from_slice(src);
+            }
+            padded.into()
+        };
+        let halves;
+        let bytes: &[u8] = match format {
+            TexelFormat::F32 => bytemuck::cast_slice(&padded),
             TexelFormat::F16 => {
                 use half::slice::HalfFloatSliceExt;
-                let mut halves = vec![half::f16::ZERO; padded.len()];
-                halves.convert_from_f32_slice(&padded);
-                halves
-                    .iter()
-                    .flat_map(|h| h.to_bits().to_le_bytes())
-                    .collect()
+                let mut h = vec![half::f16::ZERO; padded.len()];
+                h.convert_from_f32_slice(&padded);
+                halves = h;
+                let bits: &[u16] = halves.reinterpret_cast();
+                bytemuck::cast_slice(bits)
             }
         };
         gpu.queue.write_texture(
             t.texture.as_image_copy(),
-            &bytes,
+            bytes,
             wgpu::TexelCopyBufferLayout {
                 offset: 0,
                 bytes_per_row: Some((t.texels_wide() * format.texel_bytes()) as u32),
