@@ -131,11 +131,16 @@ fn pixel_texture(c: u32, iy: u32, ix: u32) -> f32 {
     let q = iy * ip.w + ix;
     return textureLoad(src, vec2<u32>(q / 4u, ip.image + c))[q % 4u];
 }
+// im2col_rows: src holds one image row per texture row (row image + c * H + iy), for inputs
+// whose flattened planes are wider than a texture (the stem's 384 x 384 image).
+fn pixel_rows(c: u32, iy: u32, ix: u32) -> f32 {
+    return textureLoad(src, vec2<u32>(ix / 4u, ip.image + c * ip.h + iy))[ix % 4u];
+}
 
 // Workgroups: x runs along a row (64 texels each), y is the row k, and a texel's four pixels
 // step along the output row from the first one's position: one division per texel where
 // lavapipe would otherwise divide lane by lane twice per pixel.
-// #for (SUFFIX, SRC) in ("", buffer) (_texture, texture)
+// #for (SUFFIX, SRC) in ("", buffer) (_texture, texture) (_rows, rows)
 @compute @workgroup_size(64, 1, 1)
 fn im2col{SUFFIX}(
     @builtin(workgroup_id) wid: vec3<u32>,
