@@ -194,43 +194,59 @@ fn quotient(n: u32, d: u32) -> u32 {
 // backbone): a texel's four output pixels lie in one input row, in at most two of its texels
 // and at the same offset for all of row k, so an output texel costs two inline loads and a
 // shuffle where im2col_texture loads a whole texel per pixel.
+// A lane makes STRIDE1_RUN consecutive texels of row k: the divisions that place the first
+// one are shared, and the others step along the output row (set by src/ops/conv2d.rs, which
+// sizes the grid by it).
+override STRIDE1_RUN: u32 = 4u;
+
 @compute @workgroup_size(64, 1, 1)
 fn im2col_texture_stride1(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let k = wid.y;
-    let t = wid.x * 64u + lid;
+    let first = (wid.x * 64u + lid) * STRIDE1_RUN;
     let khw = ip.kh * ip.kw;
-    if (k >= ip.c * khw || t >= ip.texels) {
+    if (k >= ip.c * khw || first >= ip.texels) {
         return;
     }
     let c = quotient(k, khw);
     let kyx = k - c * khw;
     let ky = quotient(kyx, ip.kw);
     let kx = i32(kyx - ky * ip.kw);
-    // OW a multiple of 4: the texel's first pixel starts a quad of its output row.
-    let oy = quotient(4u * t, ip.ow);
-    let ox = i32(4u * t - oy * ip.ow);
-    let iy = i32(oy + ky) - i32(ip.pad_top);
-    let ix = ox + kx - i32(ip.pad_left);
     // ix = 4 * a + shift with 0 <= shift < 4 (ix may be negative: floor, not truncation).
     let shift = ((kx - i32(ip.pad_left)) % 4 + 4) % 4;
-    let a = (ix - shift) / 4;
-    // W a multiple of 4: input row iy starts a texel. Loads left of, right of, above or below
-    // the image read some other texel (or zero) and are masked below.
-    let at = iy * i32(ip.w / 4u) + a;
     let row = i32(ip.image + c);
-    let t0 = textureLoad(src, vec2<i32>(at, row));
-    let t1 = textureLoad(src, vec2<i32>(at + 1, row));
-    var v = t0;
-    v = select(v, vec4<f32>(t0.y, t0.z, t0.w, t1.x), shift == 1);
-    v = select(v, vec4<f32>(t0.z, t0.w, t1.x, t1.y), shift == 2);
-    v = select(v, vec4<f32>(t0.w, t1.x, t1.y, t1.z), shift == 3);
-    let xs = vec4<i32>(ix) + vec4<i32>(0, 1, 2, 3);
-    // (WGSL wants parentheses between comparisons and `&`; naga lets them go, Tint does not.)
-    let row_inside = iy >= 0 && iy < i32(ip.h);
-    let inside = (xs >= vec4<i32>(0)) & (xs < vec4<i32>(i32(ip.w))) & vec4<bool>(row_inside);
-    textureStore(out, vec2<u32>(t, k), select(vec4<f32>(0.0), v, inside));
+    // OW a multiple of 4: the texel's first pixel starts a quad of its output row.
+    var oy = quotient(4u * first, ip.ow);
+    var ox = i32(4u * first - oy * ip.ow);
+    for (var j = 0u; j < STRIDE1_RUN; j++) {
+        let t = first + j;
+        if (t < ip.texels) {
+            let iy = i32(oy + ky) - i32(ip.pad_top);
+            let ix = ox + kx - i32(ip.pad_left);
+            let a = (ix - shift) / 4;
+            // W a multiple of 4: input row iy starts a texel. Loads left of, right of, above
+            // or below the image read some other texel (or zero) and are masked below.
+            let at = iy * i32(ip.w / 4u) + a;
+            let t0 = textureLoad(src, vec2<i32>(at, row));
+            let t1 = textureLoad(src, vec2<i32>(at + 1, row));
+            var v = t0;
+            v = select(v, vec4<f32>(t0.y, t0.z, t0.w, t1.x), shift == 1);
+            v = select(v, vec4<f32>(t0.z, t0.w, t1.x, t1.y), shift == 2);
+            v = select(v, vec4<f32>(t0.w, t1.x, t1.y, t1.z), shift == 3);
+            let xs = vec4<i32>(ix) + vec4<i32>(0, 1, 2, 3);
+            // (WGSL wants parentheses between comparisons and `&`; naga lets them go, Tint
+            // does not.)
+            let row_inside = iy >= 0 && iy < i32(ip.h);
+            let inside = (xs >= vec4<i32>(0)) & (xs < vec4<i32>(i32(ip.w))) & vec4<bool>(row_inside);
+            textureStore(out, vec2<u32>(t, k), select(vec4<f32>(0.0), v, inside));
+        }
+        ox += 4;
+        if (ox == i32(ip.ow)) {
+            ox = 0;
+            oy += 1u;
+        }
+    }
 }
 

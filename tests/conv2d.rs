@@ -306,6 +306,8 @@ fn texture_im2col_product_matches_the_reference() {
         (Conv2d::same(2, 5, 7, 16, 6, 5, 1), true),
         (Conv2d::valid(1, 9, 6, 12, 10, 5, 1), false),
         (Conv2d::same(2, 17, 4, 8, 9, 3, 1), false),
+        // Rows of more texels than one workgroup's lanes make (STRIDE1_RUN each).
+        (Conv2d::same(1, 4, 36, 32, 8, 3, 1), false),
     ];
     // A buffer input is copied one image row per texture row (im2col_rows) unless its
     // batch * cin * h rows are past the adapter's texture limit: then im2col reads the buffer.

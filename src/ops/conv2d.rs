@@ -564,6 +564,10 @@ pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), k)
 }
 
+/// Output texels per lane of `im2col_texture_stride1` (its STRIDE1_RUN): 4 measured 0.75 of
+/// 1's time over the backbone's 14 such convs on lavapipe; 8 left too few lanes at 24x24.
+const STRIDE1_RUN: usize = 4;
+
 /// Keep in sync with `Im2colParams` in shaders/to_texture.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -632,8 +636,14 @@ pub fn record_im2col_texture(
         }
         (Place::Texture(t), _) => ("im2col_texture", Bind::from(&t.view), shape.cin),
     };
+    // Output texels per lane: the stride-1 kernel's STRIDE1_RUN, 1 for the others.
+    let (lane_texels, constants): (usize, &[(&str, f64)]) = if entry == "im2col_texture_stride1" {
+        (STRIDE1_RUN, &[("STRIDE1_RUN", STRIDE1_RUN as f64)])
+    } else {
+        (1, &[])
+    };
     for b in 0..shape.batch {
-        program.push(
+        program.push_specialized(
             gpu,
             Call {
                 kernel: &to_texture::KERNEL,
@@ -653,10 +663,11 @@ pub fn record_im2col_texture(
                     texels: u(texels),
                 },
                 bindings: &[source, Bind::from(&patches.view)],
-                workgroups: to_texture::row_grid(texels, k),
+                workgroups: to_texture::row_grid(texels.div_ceil(lane_texels), k),
                 flops: 0.0,
                 bytes: 32.0 * (k * texels) as f64,
             },
+            constants,
         );
         record_image_product(gpu, program, shape, b, (1, 0), w, &operand, bias, y);
     }
