@@ -9,6 +9,8 @@ struct Params {
     cols: u32,
     row_stride: u32,
     texels_wide: u32,
+    // Where row 0 starts in x (main; 0 for from_texture), in floats.
+    offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -54,7 +56,7 @@ fn {NAME}(
     if (r >= p.rows || c >= p.texels_wide) {
         return;
     }
-    copy_{DIR}(c, r, r * p.row_stride + 4u * c);
+    copy_{DIR}(c, r, p.offset + r * p.row_stride + 4u * c);
 }
 // #end
 

@@ -621,15 +621,15 @@ pub fn record_im2col_texture(
     // A texture input holds image b from row b * cin (inline loads); a buffer from b * cin * h * w.
     // Unstrided convs over rows of whole texels take two loads per output texel, not four.
     let aligned = shape.stride == 1 && shape.w.is_multiple_of(4) && shape.ow.is_multiple_of(4);
-    // A buffer input (the stem's image) is first copied one image row per texture row, where
-    // that fits: im2col then loads each pixel inline instead of lane by lane (44 -> 15 ms for
-    // the full-size stem on lavapipe).
+    // A buffer input (the stem's image) is copied image by image, one image row per texture
+    // row, where that fits: im2col then loads each pixel inline instead of lane by lane (44 ->
+    // 15 ms for the full-size stem on lavapipe).
     let rows = match x {
-        Place::Buffer(b) => image_rows(gpu, program, shape, b),
+        Place::Buffer(_) => image_rows(gpu, program, shape),
         Place::Texture(_) => None,
     };
     let (entry, source, image) = match (x, &rows) {
-        (_, Some(t)) => ("im2col_rows", Bind::from(&t.view), shape.cin * shape.h),
+        (_, Some(t)) => ("im2col_rows", Bind::from(&t.view), 0),
         (Place::Buffer(b), None) => ("im2col", Bind::from(b), shape.cin * shape.h * shape.w),
         (Place::Texture(t), _) if aligned => {
             ("im2col_texture_stride1", Bind::from(&t.view), shape.cin)
@@ -643,6 +643,10 @@ pub fn record_im2col_texture(
         (1, &[])
     };
     for b in 0..shape.batch {
+        if let (Place::Buffer(x), Some(t)) = (x, &rows) {
+            let plane = shape.cin * shape.h * shape.w;
+            to_texture::record_from(gpu, program, x, b * plane, shape.w, t);
+        }
         program.push_specialized(
             gpu,
             Call {
@@ -673,23 +677,16 @@ pub fn record_im2col_texture(
     }
 }
 
-/// The batch's input [batch, cin, h, w] copied into a [batch * cin * h, w] matrix texture (one
-/// image row per texture row), or None where that is past the adapter's texture limits.
-fn image_rows(
-    gpu: &Gpu,
-    program: &mut Program,
-    shape: Conv2d,
-    x: &wgpu::Buffer,
-) -> Option<MatrixTexture> {
-    let rows = shape.batch * shape.cin * shape.h;
+/// A [cin * h, w] matrix texture for one image of the input, one image row per texture row,
+/// or None where that is past the adapter's texture limits.
+fn image_rows(gpu: &Gpu, program: &mut Program, shape: Conv2d) -> Option<MatrixTexture> {
+    let rows = shape.cin * shape.h;
     if !matrix_texture::fits(gpu, rows, shape.w) {
         return None;
     }
-    let t = program
+    program
         .scratch_texture(gpu, "conv2d.rows", (rows, shape.w), (rows, shape.w))
-        .ok()?;
-    to_texture::record(gpu, program, x, shape.w, &t);
-    Some(t)
+        .ok()
 }
 
 /// Records a conv that [`texture_1x1_fits`] as one product per image, its input copied into

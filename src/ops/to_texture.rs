@@ -15,6 +15,8 @@ pub struct ToTextureParams {
     pub cols: u32,
     pub row_stride: u32,
     pub texels_wide: u32,
+    /// Where row 0 starts in the buffer, in floats.
+    pub offset: u32,
 }
 
 /// Records `out = x` for `out.rows` rows of `out.cols` values, rows `row_stride` apart in `x`.
@@ -22,6 +24,18 @@ pub fn record(
     gpu: &Gpu,
     program: &mut Program,
     x: &wgpu::Buffer,
+    row_stride: usize,
+    out: &MatrixTexture,
+) {
+    record_from(gpu, program, x, 0, row_stride, out);
+}
+
+/// [`record`] from the rows of `x` that start at float `offset`.
+pub fn record_from(
+    gpu: &Gpu,
+    program: &mut Program,
+    x: &wgpu::Buffer,
+    offset: usize,
     row_stride: usize,
     out: &MatrixTexture,
 ) {
@@ -35,6 +49,7 @@ pub fn record(
         cols: out.cols as u32,
         row_stride: row_stride as u32,
         texels_wide: out.texels_wide() as u32,
+        offset: u32::try_from(offset).expect("to_texture: offset fits in u32"),
     };
     let texels = out.rows * out.texels_wide();
     program.push(
@@ -73,6 +88,7 @@ pub fn record_from_texture(
         cols: x.cols as u32,
         row_stride: row_stride as u32,
         texels_wide: x.cols.div_ceil(4) as u32,
+        offset: 0,
     };
     let texels = x.rows * x.cols.div_ceil(4);
     program.push(
