@@ -480,8 +480,8 @@ fn info(model: &Model) -> Result<()> {
             "conv2d:       texture products storing textures that the group norms read \
              ({products}:main_texture_f32_to_texture4, group_norm:*_slices_texture*); the norms \
              store the next conv's input texture, which 1x1 stride-1 convs read in place and \
-             every other conv through its im2col patches (to_texture:im2col_texture); buffer \
-             kernels (8x4 invocations owning 32x16 outputs) only past the texture limits"
+             every other conv through its im2col patches (to_texture:im2col_texture*; the \
+             stem's image copied row by row, to_texture:im2col_rows); buffer kernels (8x4 invocations owning 32x16 outputs) only past the texture limits"
         );
     } else {
         println!("conv2d:       GPU block layout (16x16 invocations owning 8x8 outputs)");
