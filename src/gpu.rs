@@ -240,9 +240,8 @@ impl Gpu {
             entry,
             constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
         );
-        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&key) {
-            return p.clone();
+        if let Some(p) = self.cached_pipeline(&key) {
+            return p;
         }
         let module = self.module(kernel);
         let pipeline = Arc::new(self.device.create_compute_pipeline(
@@ -258,8 +257,43 @@ impl Gpu {
                 cache: None,
             },
         ));
-        cache.insert(key, pipeline.clone());
-        pipeline
+        // Not held while compiling, so that `precompile`'s threads compile side by side.
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entry(key).or_insert(pipeline).clone()
+    }
+
+    fn cached_pipeline(&self, key: &PipelineKey) -> Option<Arc<wgpu::ComputePipeline>> {
+        let cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(key).cloned()
+    }
+
+    /// Compiles `specs` (a [`crate::ops::Program::collecting`] run's pipelines) on up to as
+    /// many threads as the machine has cores; the driver's compiles dominate a cold start
+    /// (on lavapipe, its shader passes over the written-out products: 60-150 ms each).
+    pub fn precompile(&self, specs: &[crate::ops::PipelineSpec]) {
+        #[cfg(not(target_arch = "wasm32"))]
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        #[cfg(not(target_arch = "wasm32"))]
+        if threads > 1 && specs.len() > 1 {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads.min(specs.len()) {
+                    s.spawn(|| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((kernel, entry, constants)) = specs.get(i) else {
+                                break;
+                            };
+                            self.pipeline_with(kernel, entry, constants);
+                        }
+                    });
+                }
+            });
+            return;
+        }
+        for (kernel, entry, constants) in specs {
+            self.pipeline_with(kernel, entry, constants);
+        }
     }
 
     /// The shader module of `kernel`, created once per device.

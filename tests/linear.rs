@@ -510,3 +510,68 @@ fn weights_transpose_in_blocks() {
         }
     }
 }
+
+/// A dry run (`Program::collecting`) names each pipeline the real recording uses, once, and
+/// records no dispatch; the model compiles those pipelines side by side before recording.
+#[test]
+fn a_collecting_program_names_the_pipelines_it_would_use() {
+    let g = gpu();
+    let (m, n, k) = (577, 40, 12);
+    let w = Weight::upload(
+        &g,
+        "w",
+        &random(5, n * k, -1.0, 1.0),
+        n,
+        k,
+        WeightFormat::F32,
+    )
+    .unwrap();
+    let (x, y) = (g.storage("x", m * k), g.storage("y", m * n));
+    let shapes = [
+        linear::Linear::new(m, n, k),
+        linear::Linear::new(m, n, k),
+        linear::Linear {
+            gelu: true,
+            ..linear::Linear::new(m, n, k)
+        },
+    ];
+    let mut dry = Program::collecting();
+    let mut real = Program::new();
+    for p in [&mut dry, &mut real] {
+        for shape in shapes {
+            linear::record(&g, p, shape, &x, &w, None, None, &y);
+        }
+    }
+    assert!(dry.dispatches.is_empty(), "a dry run records no dispatch");
+    let mut used: Vec<(&str, &str)> = real
+        .dispatches
+        .iter()
+        .map(|d| (d.kernel, d.entry))
+        .collect();
+    used.dedup();
+    let named: Vec<(&str, &str)> = dry.pipelines().iter().map(|s| (s.0.name, s.1)).collect();
+    assert!(!named.is_empty());
+    for pair in &used {
+        assert!(
+            named.contains(pair),
+            "{pair:?} used but not named: {named:?}"
+        );
+    }
+    // The repeated shape is named once; the GELU one is a pipeline of its own.
+    let specs = dry.pipelines();
+    for (i, a) in specs.iter().enumerate() {
+        for b in &specs[i + 1..] {
+            assert!(
+                !(a.0.name == b.0.name && a.1 == b.1 && a.2 == b.2),
+                "{}:{} {:?} named twice",
+                a.0.name,
+                a.1,
+                a.2
+            );
+        }
+    }
+    assert!(
+        specs.len() >= 2,
+        "the GELU product should be a pipeline of its own"
+    );
+}

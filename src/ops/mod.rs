@@ -78,7 +78,12 @@ pub struct Program {
     scope: String,
     /// Scratch matrix textures by (rows, cols, height, width), see [`Program::scratch_texture`].
     scratch: std::collections::HashMap<(&'static str, [usize; 4]), matrix_texture::MatrixTexture>,
+    /// A dry run ([`Program::collecting`]): each push only notes its pipeline here.
+    collected: Option<Vec<PipelineSpec>>,
 }
+
+/// A pipeline a program needs: kernel, entry point and override constants.
+pub type PipelineSpec = (&'static Kernel, &'static str, Vec<(&'static str, f64)>);
 
 /// A whole-range copy between two buffers, recorded between dispatches.
 #[derive(Clone, Debug)]
@@ -126,6 +131,29 @@ impl Program {
         Self::default()
     }
 
+    /// A dry run: recording into it notes the pipelines the dispatches need and creates
+    /// nothing else for them, so that they can be compiled together ([`Gpu::precompile`])
+    /// before the real recording. Its scratch textures carry over ([`Program::after`]).
+    pub fn collecting() -> Self {
+        Self {
+            collected: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
+    /// The pipelines a [`Program::collecting`] run noted, in order of first use.
+    pub fn pipelines(&self) -> &[PipelineSpec] {
+        self.collected.as_deref().unwrap_or_default()
+    }
+
+    /// An empty program that shares `dry`'s scratch textures, to record for real.
+    pub fn after(dry: Program) -> Self {
+        Self {
+            scratch: dry.scratch,
+            ..Self::default()
+        }
+    }
+
     /// A zeroed f32 matrix texture that every caller asking for the same role and size
     /// shares: a kernel's operand copied in just before it runs, or an output read right after
     /// it is made (dispatches run in order, so reuse is safe), made once per size instead of
@@ -171,6 +199,16 @@ impl Program {
         constants: &[(&'static str, f64)],
     ) {
         use wgpu::util::DeviceExt;
+        if let Some(specs) = &mut self.collected {
+            let spec = (call.kernel, call.entry, constants.to_vec());
+            if !specs
+                .iter()
+                .any(|s| s.0.name == spec.0.name && s.1 == spec.1 && s.2 == spec.2)
+            {
+                specs.push(spec);
+            }
+            return;
+        }
         let pipeline = gpu.pipeline_with(call.kernel, call.entry, constants);
         // Uniform bindings are safest padded to 16 bytes on every backend.
         let mut bytes = bytemuck::bytes_of(&call.params).to_vec();
