@@ -20,7 +20,20 @@ pub struct GpuOptions {
 }
 
 /// A pipeline: kernel, entry point, and its override constants (name, value bits).
-type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+pub(crate) type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+/// What tells two pipelines apart (the pipeline cache's key, and a dry run's).
+pub(crate) fn pipeline_key(
+    kernel: &Kernel,
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+) -> PipelineKey {
+    (
+        kernel.name,
+        entry,
+        constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
+    )
+}
 
 /// Device, queue and the pipelines compiled on them.
 pub struct Gpu {
@@ -235,11 +248,7 @@ impl Gpu {
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
-        let key = (
-            kernel.name,
-            entry,
-            constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
-        );
+        let key = pipeline_key(kernel, entry, constants);
         if let Some(p) = self.cached_pipeline(&key) {
             return p;
         }

@@ -350,28 +350,33 @@ impl Model {
         let backbone_bufs = Backbone::alloc(gpu, &self.config, chunk);
         let vit_bufs = self.vit.alloc(gpu, chunk)?;
         // A dry run names the pipelines, which then compile side by side (a cold start's
-        // largest part after the weights) before the real recording.
-        let mut dry = Program::collecting();
-        let mut no_tap = |_: &mut Program, _: Tap<'_>| {};
-        let (features, shape) = self.backbone.record(
-            gpu,
-            &mut dry,
-            chunk,
-            &chunk_input,
-            &backbone_bufs,
-            &mut no_tap,
-        );
-        self.vit.record(
-            gpu,
-            &mut dry,
-            chunk,
-            &features,
-            shape,
-            &vit_bufs,
-            &mut no_tap,
-        );
-        gpu.precompile(dry.pipelines());
-        let mut program = Program::after(dry);
+        // largest part after the weights) before the real recording. Without threads (wasm)
+        // there is nothing to gain from it.
+        let mut program = if cfg!(target_arch = "wasm32") {
+            Program::new()
+        } else {
+            let mut dry = Program::collecting();
+            let mut no_tap = |_: &mut Program, _: Tap<'_>| {};
+            let (features, shape) = self.backbone.record(
+                gpu,
+                &mut dry,
+                chunk,
+                &chunk_input,
+                &backbone_bufs,
+                &mut no_tap,
+            );
+            self.vit.record(
+                gpu,
+                &mut dry,
+                chunk,
+                &features,
+                shape,
+                &vit_bufs,
+                &mut no_tap,
+            );
+            gpu.precompile(dry.pipelines());
+            Program::after(dry)
+        };
         let mut captures = Vec::new();
         let mut tap = |p: &mut Program, t: Tap<'_>| {
             if capture {

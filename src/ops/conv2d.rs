@@ -628,23 +628,26 @@ pub fn record_im2col_texture(
         Place::Buffer(_) => image_rows(gpu, program, shape),
         Place::Texture(_) => None,
     };
-    let (entry, source, image) = match (x, &rows) {
-        (_, Some(t)) => ("im2col_rows", Bind::from(&t.view), 0),
-        (Place::Buffer(b), None) => ("im2col", Bind::from(b), shape.cin * shape.h * shape.w),
-        (Place::Texture(t), _) if aligned => {
-            ("im2col_texture_stride1", Bind::from(&t.view), shape.cin)
-        }
-        (Place::Texture(t), _) => ("im2col_texture", Bind::from(&t.view), shape.cin),
-    };
     // Output texels per lane: the stride-1 kernel's STRIDE1_RUN, 1 for the others.
-    let (lane_texels, constants): (usize, &[(&str, f64)]) = if entry == "im2col_texture_stride1" {
-        (STRIDE1_RUN, &[("STRIDE1_RUN", STRIDE1_RUN as f64)])
-    } else {
-        (1, &[])
+    let (entry, source, image, lane_texels) = match (x, &rows) {
+        (_, Some(t)) => ("im2col_rows", Bind::from(&t.view), 0, 1),
+        (Place::Buffer(b), None) => ("im2col", Bind::from(b), shape.cin * shape.h * shape.w, 1),
+        (Place::Texture(t), _) if aligned => (
+            "im2col_texture_stride1",
+            Bind::from(&t.view),
+            shape.cin,
+            STRIDE1_RUN,
+        ),
+        (Place::Texture(t), _) => ("im2col_texture", Bind::from(&t.view), shape.cin, 1),
     };
+    let constants: &[(&str, f64)] = if lane_texels > 1 {
+        &[("STRIDE1_RUN", STRIDE1_RUN as f64)]
+    } else {
+        &[]
+    };
+    let plane = shape.cin * shape.h * shape.w;
     for b in 0..shape.batch {
         if let (Place::Buffer(x), Some(t)) = (x, &rows) {
-            let plane = shape.cin * shape.h * shape.w;
             to_texture::record_from(gpu, program, x, b * plane, shape.w, t);
         }
         program.push_specialized(

@@ -200,12 +200,12 @@ impl Program {
     ) {
         use wgpu::util::DeviceExt;
         if let Some(specs) = &mut self.collected {
-            let spec = (call.kernel, call.entry, constants.to_vec());
+            let key = crate::gpu::pipeline_key(call.kernel, call.entry, constants);
             if !specs
                 .iter()
-                .any(|s| s.0.name == spec.0.name && s.1 == spec.1 && s.2 == spec.2)
+                .any(|s| crate::gpu::pipeline_key(s.0, s.1, &s.2) == key)
             {
-                specs.push(spec);
+                specs.push((call.kernel, call.entry, constants.to_vec()));
             }
             return;
         }
