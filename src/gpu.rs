@@ -17,6 +17,50 @@ pub struct GpuOptions {
     pub adapter: Option<String>,
     /// Restrict to these backends (`None`: every backend wgpu was built with, or `WGPU_BACKEND`).
     pub backends: Option<wgpu::Backends>,
+    /// Run the other adapter class's kernels (`None`: the adapter's own class).
+    pub kernels: Option<KernelClass>,
+}
+
+/// Which family of kernels the model runs. Each op has variants shaped for how CPU adapters
+/// run a shader (storage textures, 8-lane workgroups, no workgroup memory: the README's
+/// Performance section says why) and for GPUs (buffers, workgroup tiles). The adapter's device type picks one; forcing the other runs and profiles
+/// the other family on the same adapter, which is how the GPU kernels are checked end to end
+/// on a machine without a GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelClass {
+    Cpu,
+    Gpu,
+}
+
+impl KernelClass {
+    /// The class an adapter runs by default: CPU kernels on CPU adapters (lavapipe, SwiftShader,
+    /// WARP), GPU kernels everywhere else.
+    pub fn of(info: &wgpu::AdapterInfo) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            KernelClass::Cpu
+        } else {
+            KernelClass::Gpu
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelClass::Cpu => "cpu",
+            KernelClass::Gpu => "gpu",
+        }
+    }
+}
+
+impl std::str::FromStr for KernelClass {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(KernelClass::Cpu),
+            "gpu" => Ok(KernelClass::Gpu),
+            _ => bail!("kernel class {s:?}: expected \"cpu\" or \"gpu\""),
+        }
+    }
 }
 
 /// A pipeline: kernel, entry point, and its override constants (name, value bits).
@@ -40,6 +84,8 @@ pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
+    /// The kernels the ops pick (the adapter's class unless forced).
+    kernels: KernelClass,
     /// A binding limit below the device's, to plan as a smaller adapter would.
     binding_cap: Option<u64>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
@@ -141,7 +187,11 @@ impl Gpu {
     /// activations fit where the adapter allows it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(opts: &GpuOptions) -> Result<Self> {
-        pollster::block_on(Self::from_adapter(pick_adapter(opts)?))
+        let gpu = pollster::block_on(Self::from_adapter(pick_adapter(opts)?))?;
+        Ok(match opts.kernels {
+            Some(class) => gpu.with_kernels(class),
+            None => gpu,
+        })
     }
 
     /// The browser's WebGPU adapter (the high-performance one where there is a choice), opened
@@ -210,6 +260,7 @@ impl Gpu {
         Self {
             device,
             queue,
+            kernels: KernelClass::of(&info),
             info,
             binding_cap: None,
             pipelines: Mutex::new(HashMap::new()),
@@ -219,6 +270,22 @@ impl Gpu {
 
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
+    }
+
+    /// The family of kernels the ops run here.
+    pub fn kernels(&self) -> KernelClass {
+        self.kernels
+    }
+
+    /// Whether the ops run the kernels shaped for CPU adapters.
+    pub fn cpu_kernels(&self) -> bool {
+        self.kernels == KernelClass::Cpu
+    }
+
+    /// Runs `class`'s kernels whatever the adapter is.
+    pub fn with_kernels(mut self, class: KernelClass) -> Self {
+        self.kernels = class;
+        self
     }
 
     /// The largest buffer one binding may cover on this device.
@@ -477,8 +544,17 @@ impl Gpu {
     pub fn describe(&self) -> String {
         let i = &self.info;
         format!(
-            "{} ({:?}, {:?}, driver {} {})",
-            i.name, i.backend, i.device_type, i.driver, i.driver_info
+            "{} ({:?}, {:?}, driver {} {}){}",
+            i.name,
+            i.backend,
+            i.device_type,
+            i.driver,
+            i.driver_info,
+            if self.kernels == KernelClass::of(i) {
+                String::new()
+            } else {
+                format!(", running {} kernels", self.kernels.name())
+            }
         )
     }
 }

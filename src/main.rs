@@ -41,6 +41,10 @@ struct ModelArgs {
     /// Adapter to run on: a substring of its name or its index (see `info`).
     #[arg(long)]
     adapter: Option<String>,
+    /// Kernels to run: those shaped for the adapter's class (default), or `cpu` / `gpu` to run
+    /// the other family on it (to profile it, or to check the GPU kernels on a CPU adapter).
+    #[arg(long, value_parser = ["cpu", "gpu"])]
+    kernels: Option<String>,
     /// How the encoder's and head's linear weights are stored on the GPU: f16 halves their
     /// upload and memory at ~1e-3 relative error in the logits (sums, activations and the
     /// backbone's convs stay f32).
@@ -174,6 +178,7 @@ fn gpu(args: &ModelArgs) -> Result<Arc<Gpu>> {
     let opts = GpuOptions {
         adapter: args.adapter.clone(),
         backends: None,
+        kernels: args.kernels.as_deref().map(str::parse).transpose()?,
     };
     Ok(Arc::new(Gpu::new(&opts)?))
 }
@@ -275,7 +280,7 @@ fn profile_cmd(
 /// Batch size when none is given: several images per pass on a GPU, few on a CPU adapter
 /// where a batch gains little and delays the first result.
 fn default_batch(model: &Model) -> Result<usize> {
-    let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
+    let cpu = model.gpu().cpu_kernels();
     Ok(model.max_chunk()?.min(if cpu { 2 } else { 16 }))
 }
 
@@ -467,7 +472,7 @@ fn info(model: &Model) -> Result<()> {
         heads: c.num_attention_heads,
         head_dim: c.head_dim(),
     };
-    let cpu = model.gpu().info.device_type == wgpu::DeviceType::Cpu;
+    let cpu = model.gpu().cpu_kernels();
     // The texture products' kernel: linear, or linear_subgroup where x rows are broadcast.
     let products = vit_hybrid::ops::linear::Variant::texture(
         model.gpu(),

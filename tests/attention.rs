@@ -79,7 +79,7 @@ fn check(batch: usize, seq: usize, heads: usize, head_dim: usize, qk: f32) -> f6
                 1e-4,
             );
         }
-    } else if g.info.device_type == wgpu::DeviceType::Cpu && head_dim.is_multiple_of(4) {
+    } else if g.cpu_kernels() && head_dim.is_multiple_of(4) {
         eprintln!("b{batch} seq{seq} heads{heads} hd{head_dim}: past the texture limits");
     }
     let mut largest = 0.0f64;

@@ -56,8 +56,16 @@ fn reference_photo_logits() -> Vec<f64> {
 
 #[test]
 fn classify_photo_json_matches_transformers() {
+    // The adapter's own kernels, then each class forced (one of them the other family's).
+    for kernels in [None, Some("cpu"), Some("gpu")] {
+        classify_photo_with(kernels);
+    }
+}
+
+fn classify_photo_with(kernels: Option<&str>) {
     let model = tiny();
-    let (code, stdout, stderr) = run(&[
+    let photo = photo();
+    let mut args = vec![
         "classify",
         "--model",
         model.to_str().unwrap(),
@@ -65,11 +73,15 @@ fn classify_photo_json_matches_transformers() {
         "--logits",
         "--top-k",
         "3",
-        photo().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "stderr: {stderr}");
+        photo.to_str().unwrap(),
+    ];
+    if let Some(k) = kernels {
+        args.extend(["--kernels", k]);
+    }
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 0, "{kernels:?} kernels, stderr: {stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(v["input"], photo().to_str().unwrap());
+    assert_eq!(v["input"], photo.to_str().unwrap());
     assert_eq!(v["top"].as_array().unwrap().len(), 3);
     let logits: Vec<f64> = v["logits"]
         .as_array()
@@ -79,7 +91,10 @@ fn classify_photo_json_matches_transformers() {
         .collect();
     let want = reference_photo_logits();
     for (i, (g, w)) in logits.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() < 1e-4, "logit {i}: {g} vs transformers {w}");
+        assert!(
+            (g - w).abs() < 1e-4,
+            "{kernels:?} kernels: logit {i}: {g} vs transformers {w}"
+        );
     }
     let best = (0..want.len())
         .max_by(|&a, &b| want[a].total_cmp(&want[b]))
@@ -273,6 +288,33 @@ fn info_describes_model_and_adapter() {
             stdout.contains(needle),
             "info output lacks {needle:?}:\n{stdout}"
         );
+    }
+    // Forcing a class names that class's kernels, whatever the adapter.
+    for (class, needles) in [
+        (
+            "gpu",
+            ["linear:main_vec4", "Tiled variant", "Workgroup variant"],
+        ),
+        (
+            "cpu",
+            ["main_texture_f32", "texture products", "Rows variant"],
+        ),
+    ] {
+        let args = [
+            "info",
+            "--kernels",
+            class,
+            "--model",
+            model.to_str().unwrap(),
+        ];
+        let (code, out, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        for needle in needles {
+            assert!(
+                out.contains(needle),
+                "info --kernels {class} lacks {needle:?}:\n{out}"
+            );
+        }
     }
     // On lavapipe (subgroups of 8) the kernels it names are the subgroup ones.
     let lavapipe = stdout.contains("llvmpipe");

@@ -191,7 +191,7 @@ fn record_picks_the_weights_format() {
     assert_eq!(f16_pick.format(), WeightFormat::F16);
     let native = g.device.features().contains(wgpu::Features::SHADER_F16);
     let odd = linear::Linear::new(5, 6, 7);
-    if g.info.device_type == wgpu::DeviceType::Cpu {
+    if g.cpu_kernels() {
         // CPU adapters read both operands from storage textures, at any shape, sharing x rows
         // across the subgroup where they can.
         let (t32, t16) = if linear::subgroups_fit(&g) {

@@ -4,10 +4,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::{gpu, rel_l2};
 use safetensors::{Dtype, SafeTensors};
+use vit_hybrid::gpu::KernelClass;
 use vit_hybrid::model::Model;
+use vit_hybrid::{Gpu, GpuOptions};
 
 const FIXTURES: &[&str] = &["tiny", "odd", "patch2", "no_layers"];
 /// Largest relative L2 error against float64 at any stage (issue: 1e-4).
@@ -45,9 +48,13 @@ fn input_pixels(st: &SafeTensors) -> (usize, Vec<f32>) {
 }
 
 fn check_fixture(name: &str) {
+    check_fixture_on(gpu(), name);
+}
+
+fn check_fixture_on(gpu: Arc<Gpu>, name: &str) {
     let dir = fixture(name);
-    let model =
-        Model::load(gpu(), &dir).unwrap_or_else(|e| panic!("loading fixture {name}: {e:#}"));
+    let name = &format!("{name} ({} kernels)", gpu.kernels().name());
+    let model = Model::load(gpu, &dir).unwrap_or_else(|e| panic!("loading fixture {name}: {e:#}"));
     let bytes = std::fs::read(dir.join("reference.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let (batch, pixels) = input_pixels(&st);
@@ -127,6 +134,27 @@ fn check_fixture(name: &str) {
             (s - b).abs() <= 1e-5,
             "{name}: image 1 alone gives logit {j} = {s}, in a batch {b}"
         );
+    }
+}
+
+/// The other adapter class's kernels through the whole network (the per-fixture tests run
+/// the adapter's own): on a CPU adapter such as lavapipe, the GPU kernels' only end-to-end check.
+#[test]
+fn the_other_kernel_class_matches_transformers_on_every_fixture() {
+    let other = match gpu().kernels() {
+        KernelClass::Cpu => KernelClass::Gpu,
+        KernelClass::Gpu => KernelClass::Cpu,
+    };
+    let opts = GpuOptions {
+        kernels: Some(other),
+        ..Default::default()
+    };
+    let gpu = Gpu::new(&opts)
+        .unwrap_or_else(|e| panic!("these tests need a GPU adapter (lavapipe will do): {e:#}"));
+    assert_eq!(gpu.kernels(), other);
+    let gpu = Arc::new(gpu);
+    for name in FIXTURES {
+        check_fixture_on(gpu.clone(), name);
     }
 }
 

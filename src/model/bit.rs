@@ -35,7 +35,7 @@ impl ConvNorm {
         let t = w.get(&format!("{conv}.weight"))?;
         let (cout, cin) = (t.shape[0], t.shape[1]);
         let standardized = standardize(&t.data, cout, WS_EPS);
-        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let cpu = gpu.cpu_kernels();
         // CPU adapters run most convs as texture products (conv2d::texture_1x1_fits,
         // texture_im2col_fits), whose weight operand is this [cout, cin * k * k] texture.
         let k = cin * t.shape[2..].iter().product::<usize>();

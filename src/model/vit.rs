@@ -163,7 +163,7 @@ impl Vit {
         let pw = w.get(&format!("{proj}.weight"))?;
         // A conv weight [hidden, C, ph, pw], kept f32: conv2d reads it as [hidden, C * ph * pw].
         let (proj_out, proj_in) = (pw.shape[0], pw.shape[1..].iter().product());
-        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let cpu = gpu.cpu_kernels();
         let projection_texture = if cpu {
             Some(conv2d::texture_weight(
                 gpu, proj, &pw.data, proj_out, proj_in,

@@ -82,7 +82,7 @@ pub enum Variant {
 impl Variant {
     /// The fastest variant that is correct for `shape` on this adapter.
     pub fn choose(gpu: &Gpu, shape: Attention) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu && cpu_fits(shape) {
+        if gpu.cpu_kernels() && cpu_fits(shape) {
             Variant::Cpu
         } else {
             Variant::Tiled
@@ -287,7 +287,7 @@ pub fn cpu(shape: Attention, qkv: &[f32]) -> Vec<f32> {
 /// texture within the adapter's limits.
 pub fn textures_fit(gpu: &Gpu, shape: Attention) -> bool {
     let tokens = shape.batch * shape.seq;
-    gpu.info.device_type == wgpu::DeviceType::Cpu
+    gpu.cpu_kernels()
         && cpu_fits(shape)
         && matrix_texture::fits(gpu, qkv_texture_height(tokens), qkv_texture_width(shape))
         && matrix_texture::fits(gpu, shape.batch * shape.hidden(), keys_width(shape))

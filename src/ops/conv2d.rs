@@ -224,7 +224,7 @@ impl Variant {
 
     /// The fastest variant that is correct for `shape` on this adapter.
     pub fn choose(gpu: &Gpu, shape: Conv2d) -> Self {
-        let block = if gpu.info.device_type != wgpu::DeviceType::Cpu {
+        let block = if !gpu.cpu_kernels() {
             Block::Gpu
         } else if shape.cout <= 64 {
             Block::CpuNarrow
@@ -511,7 +511,7 @@ pub fn cpu(shape: Conv2d, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32
 /// kernels at every conv of the full-size backbone, 64 input channels included.
 pub fn texture_1x1_fits(gpu: &Gpu, shape: Conv2d) -> bool {
     let hw = shape.h * shape.w;
-    gpu.info.device_type == wgpu::DeviceType::Cpu
+    gpu.cpu_kernels()
         && (
             shape.kh,
             shape.kw,
@@ -558,7 +558,7 @@ pub fn texture_im2col_fits(gpu: &Gpu, shape: Conv2d) -> bool {
         k.next_multiple_of(4),
         ohw.next_multiple_of(linear::TEXTURE_COLS),
     );
-    gpu.info.device_type == wgpu::DeviceType::Cpu
+    gpu.cpu_kernels()
         && k > 0
         && matrix_texture::fits(gpu, patches.0, patches.1)
         && matrix_texture::fits(gpu, shape.cout.next_multiple_of(linear::TEXTURE_ROWS), k)

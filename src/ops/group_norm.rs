@@ -77,7 +77,7 @@ const SLICES: usize = 16;
 
 impl Variant {
     pub fn choose(gpu: &Gpu, shape: GroupNorm) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu && Self::Slices.fits(shape) {
+        if gpu.cpu_kernels() && Self::Slices.fits(shape) {
             Variant::Slices
         } else {
             Variant::Workgroup

@@ -39,7 +39,7 @@ pub enum Variant {
 
 impl Variant {
     pub fn choose(gpu: &Gpu, shape: LayerNorm) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu && Self::Rows.fits(shape) {
+        if gpu.cpu_kernels() && Self::Rows.fits(shape) {
             Variant::Rows
         } else {
             Variant::Workgroup

@@ -280,7 +280,7 @@ pub enum WeightLayout {
 impl WeightLayout {
     /// Textures on CPU adapters wherever an [n, k] matrix fits the texture limits.
     pub fn for_adapter(gpu: &Gpu, n: usize, k: usize) -> Self {
-        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let cpu = gpu.cpu_kernels();
         if cpu && k > 0 && matrix_texture::fits(gpu, n.next_multiple_of(TEXTURE_COLS), k) {
             WeightLayout::Texture
         } else {
@@ -544,7 +544,7 @@ impl Variant {
             return Self::texture(gpu, format);
         }
         let vec4 = vec4_loads_fit(shape);
-        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let cpu = gpu.cpu_kernels();
         let native = gpu.device.features().contains(wgpu::Features::SHADER_F16);
         match (format, vec4, native, cpu) {
             (WeightFormat::F32, false, _, _) => Variant::Scalar,
