@@ -89,13 +89,12 @@ fn main(
 // layout of the CPU-adapter linears, so no copy sits between the norm and the product.
 
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;      // [rows, dim / 4]
-// gamma (row 0) and beta (row 1) as one matrix texture, bound twice (src/ops/layer_norm.rs
-// `Affine`): a buffer load is a loop over the lanes that inserts each component through the
-// stack, and these were three quarters of this kernel's time.
-@group(0) @binding(2) var gamma_t: texture_storage_2d<rgba32float, read>; // [dim / 4, 2]
-@group(0) @binding(3) var beta_t: texture_storage_2d<rgba32float, read>;  // [dim / 4, 2]
-@group(0) @binding(4) var<storage, read_write> y4: array<vec4<f32>>; // [rows, dim / 4]
-@group(0) @binding(4) var yt: texture_storage_2d<rgba32float, write>; // [dim / 4, >= rows]
+// gamma (row 0) and beta (row 1) as one matrix texture (src/ops/layer_norm.rs `Affine`): a
+// buffer load is a loop over the lanes that inserts each component through the stack, and
+// these were three quarters of this kernel's time.
+@group(0) @binding(2) var affine_t: texture_storage_2d<rgba32float, read>; // [dim / 4, 2]
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>; // [rows, dim / 4]
+@group(0) @binding(3) var yt: texture_storage_2d<rgba32float, write>; // [dim / 4, >= rows]
 
 // main_rows_texture_* read x as a matrix texture instead (the encoder's residual stream on CPU
 // adapters), with inline loads where x4 costs a loop over the lanes per load.
@@ -149,8 +148,8 @@ fn main_rows{SUFFIX}_to_{OUT}(
     let base = row * q;
     let st = row_stats_{SRC}(row, base, q);
     for (var i = 0u; i < q; i++) {
-        let gamma = textureLoad(gamma_t, vec2<u32>(i, 0u));
-        let beta = textureLoad(beta_t, vec2<u32>(i, 1u));
+        let gamma = textureLoad(affine_t, vec2<u32>(i, 0u));
+        let beta = textureLoad(affine_t, vec2<u32>(i, 1u));
         let v = (load_{SRC}(row, base, i) - st.x) * (st.y * gamma) + beta;
         store_{OUT}(row, base, i, v);
     }

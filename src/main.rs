@@ -509,14 +509,7 @@ fn info(model: &Model) -> Result<()> {
     }
     println!(
         "layer_norm:   {:?} variant",
-        vit_hybrid::ops::layer_norm::Variant::choose(
-            model.gpu(),
-            vit_hybrid::ops::layer_norm::LayerNorm {
-                rows: c.seq_len(),
-                dim: c.hidden_size,
-                eps: c.layer_norm_eps as f32,
-            }
-        )
+        vit_hybrid::ops::layer_norm::Variant::choose(model.gpu(), c.hidden_size)
     );
     if !model.info.unused_tensors.is_empty() {
         println!(

@@ -15,11 +15,15 @@ fn run_all(
 ) -> Vec<(String, Vec<f32>)> {
     let g = gpu();
     let xb = g.upload("x", x);
-    let affine = layer_norm::Affine::upload(&g, "ln", gamma, beta).unwrap();
+    let chosen = layer_norm::Affine::upload(&g, "ln", gamma, beta).unwrap();
     assert_eq!(
-        affine.texture.is_some(),
-        shape.dim.is_multiple_of(4),
-        "gamma and beta as a texture wherever Rows can run"
+        chosen.variant(),
+        if g.cpu_kernels() && shape.dim.is_multiple_of(4) {
+            Variant::Rows
+        } else {
+            Variant::Workgroup
+        },
+        "gamma and beta as a texture wherever Rows can run, buffers elsewhere"
     );
     // x in a texture too: the encoder's residual stream on CPU adapters.
     let xt = MatrixTexture::new(&g, "x", shape.rows, shape.dim, shape.rows, F32).unwrap();
@@ -29,22 +33,27 @@ fn run_all(
     let mut out = Vec::new();
     for v in [Variant::Workgroup, Variant::Rows] {
         if !v.fits(shape) {
+            assert!(
+                layer_norm::Affine::upload_for(&g, "ln", gamma, beta, v).is_err(),
+                "{v:?} cannot take {shape:?}: its affine upload says so"
+            );
             continue;
         }
+        let affine = layer_norm::Affine::upload_for(&g, "ln", gamma, beta, v).unwrap();
         for (from, x) in [
             ("buffer", Place::Buffer(&xb)),
             ("texture", Place::Texture(&xt)),
         ] {
             let yb = g.storage("y", x_len(shape));
             let mut p = Program::new();
-            layer_norm::record_variant(&g, &mut p, shape, v, x, &affine, Place::Buffer(&yb));
+            layer_norm::record(&g, &mut p, shape, x, &affine, Place::Buffer(&yb));
             p.run(&g).unwrap();
             let name = format!("{v:?} from a {from} to a buffer");
             out.push((name, g.read(&yb, x_len(shape)).unwrap()));
             let yt =
                 MatrixTexture::new(&g, "y", shape.rows, shape.dim, shape.rows + 3, F32).unwrap();
             let mut p = Program::new();
-            layer_norm::record_variant(&g, &mut p, shape, v, x, &affine, Place::Texture(&yt));
+            layer_norm::record(&g, &mut p, shape, x, &affine, Place::Texture(&yt));
             p.run(&g).unwrap();
             out.push((
                 format!("{v:?} from a {from} to a texture"),

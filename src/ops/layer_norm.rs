@@ -38,8 +38,9 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub fn choose(gpu: &Gpu, shape: LayerNorm) -> Self {
-        if gpu.cpu_kernels() && Self::Rows.fits(shape) {
+    /// Rows on CPU adapters where dim is a multiple of 4 and [2, dim] fits a texture.
+    pub fn choose(gpu: &Gpu, dim: usize) -> Self {
+        if gpu.cpu_kernels() && Self::Rows.fits_dim(dim) && matrix_texture::fits(gpu, 2, dim) {
             Variant::Rows
         } else {
             Variant::Workgroup
@@ -47,21 +48,44 @@ impl Variant {
     }
 
     pub fn fits(self, shape: LayerNorm) -> bool {
-        self == Variant::Workgroup || (shape.dim > 0 && shape.dim.is_multiple_of(4))
+        self.fits_dim(shape.dim)
+    }
+
+    fn fits_dim(self, dim: usize) -> bool {
+        self == Variant::Workgroup || (dim > 0 && dim.is_multiple_of(4))
     }
 }
 
-/// A norm's gamma and beta: as buffers (the workgroup kernel), and where dim is a multiple of
-/// 4 as one [2, dim] matrix texture, gamma in row 0 and beta in row 1, which the Rows variant
-/// reads with inline loads (on lavapipe a buffer load is a loop over the lanes).
+/// A norm's gamma and beta, uploaded once in the layout its variant reads: two buffers for
+/// the workgroup kernel, one [2, dim] matrix texture (gamma in row 0, beta in row 1) for Rows,
+/// which reads it with inline loads (on lavapipe a buffer load is a loop over the lanes).
 pub struct Affine {
-    pub gamma: wgpu::Buffer, // [dim]
-    pub beta: wgpu::Buffer,  // [dim]
-    pub texture: Option<MatrixTexture>,
+    dim: usize,
+    store: AffineStore,
+}
+
+enum AffineStore {
+    Buffers {
+        gamma: wgpu::Buffer,
+        beta: wgpu::Buffer,
+    },
+    Texture(MatrixTexture),
 }
 
 impl Affine {
+    /// For the variant this adapter runs ([`Variant::choose`]).
     pub fn upload(gpu: &Gpu, label: &str, gamma: &[f32], beta: &[f32]) -> Result<Self> {
+        Self::upload_for(gpu, label, gamma, beta, Variant::choose(gpu, gamma.len()))
+    }
+
+    /// For `variant` (tests run both on one adapter).
+    pub fn upload_for(
+        gpu: &Gpu,
+        label: &str,
+        gamma: &[f32],
+        beta: &[f32],
+        variant: Variant,
+    ) -> Result<Self> {
         ensure!(
             gamma.len() == beta.len(),
             "{label}: gamma has {} values, beta {}",
@@ -69,22 +93,36 @@ impl Affine {
             beta.len()
         );
         let dim = gamma.len();
-        let texture = if dim > 0 && dim.is_multiple_of(4) && matrix_texture::fits(gpu, 2, dim) {
-            let both = [gamma, beta].concat();
-            let t = MatrixTexture::upload(gpu, label, &both, (2, dim), 2, TexelFormat::F32)?;
-            Some(t)
-        } else {
-            None
+        let store = match variant {
+            Variant::Rows => {
+                ensure!(
+                    variant.fits_dim(dim) && matrix_texture::fits(gpu, 2, dim),
+                    "{label}: the Rows layer norm needs a dim that is a multiple of 4 and fits a \
+                     texture, got {dim}"
+                );
+                let both = [gamma, beta].concat();
+                let t = MatrixTexture::upload(gpu, label, &both, (2, dim), 2, TexelFormat::F32)?;
+                AffineStore::Texture(t)
+            }
+            Variant::Workgroup => AffineStore::Buffers {
+                gamma: gpu.upload(label, gamma),
+                beta: gpu.upload(label, beta),
+            },
         };
-        Ok(Self {
-            gamma: gpu.upload(label, gamma),
-            beta: gpu.upload(label, beta),
-            texture,
-        })
+        Ok(Self { dim, store })
+    }
+
+    /// The variant whose layout this holds, the one [`record`] runs.
+    pub fn variant(&self) -> Variant {
+        match self.store {
+            AffineStore::Buffers { .. } => Variant::Workgroup,
+            AffineStore::Texture(_) => Variant::Rows,
+        }
     }
 }
 
-/// Records `y = LayerNorm(x) * gamma + beta`, row by row, into a buffer or a matrix texture.
+/// Records `y = LayerNorm(x) * gamma + beta`, row by row, into a buffer or a matrix texture,
+/// with the variant `affine` was uploaded for.
 pub fn record(
     gpu: &Gpu,
     program: &mut Program,
@@ -93,27 +131,11 @@ pub fn record(
     affine: &Affine,
     y: Place<'_>, // [rows, dim]
 ) {
-    let mut variant = Variant::choose(gpu, shape);
-    if affine.texture.is_none() {
-        variant = Variant::Workgroup;
-    }
-    record_variant(gpu, program, shape, variant, x, affine, y);
-}
-
-/// [`record`] with the variant chosen by the caller (tests). Panics if it cannot take `shape`
-/// (Rows also needs `affine`'s texture).
-pub fn record_variant(
-    gpu: &Gpu,
-    program: &mut Program,
-    shape: LayerNorm,
-    variant: Variant,
-    x: Place<'_>,
-    affine: &Affine,
-    y: Place<'_>,
-) {
+    let variant = affine.variant();
     assert!(
-        variant.fits(shape) && (variant == Variant::Workgroup || affine.texture.is_some()),
-        "layer_norm: {variant:?} cannot take {shape:?}"
+        affine.dim == shape.dim,
+        "layer_norm: gamma and beta have {} values for {shape:?}",
+        affine.dim
     );
     let x_texture = match x {
         Place::Texture(t) => {
@@ -128,7 +150,7 @@ pub fn record_variant(
                 let tmp = gpu.storage("layer_norm.in", shape.rows * shape.dim);
                 to_texture::record_from_texture(gpu, program, t, &tmp, shape.dim);
                 let x = Place::Buffer(&tmp);
-                record_variant(gpu, program, shape, variant, x, affine, y);
+                record(gpu, program, shape, x, affine, y);
                 return;
             }
             true
@@ -146,7 +168,7 @@ pub fn record_variant(
         (Variant::Workgroup, Place::Texture(t)) => {
             // The GPU kernel writes buffers; a texture output goes through one copy.
             let tmp = gpu.storage("layer_norm.out", shape.rows * shape.dim);
-            record_variant(gpu, program, shape, variant, x, affine, Place::Buffer(&tmp));
+            record(gpu, program, shape, x, affine, Place::Buffer(&tmp));
             to_texture::record(gpu, program, &tmp, shape.dim, t);
             return;
         }
@@ -177,14 +199,21 @@ pub fn record_variant(
             )
         }
     };
-    // Rows reads gamma and beta from the one texture, bound once for each.
-    let (gamma, beta) = match (variant, &affine.texture) {
-        (Variant::Rows, Some(t)) => (Bind::from(&t.view), Bind::from(&t.view)),
-        _ => (Bind::from(&affine.gamma), Bind::from(&affine.beta)),
-    };
     let x_bind = match x {
         Place::Buffer(b) => Bind::from(b),
         Place::Texture(t) => Bind::from(&t.view),
+    };
+    let with_buffers;
+    let with_texture;
+    let bindings: &[Bind<'_>] = match &affine.store {
+        AffineStore::Buffers { gamma, beta } => {
+            with_buffers = [x_bind, Bind::from(gamma), Bind::from(beta), out];
+            &with_buffers
+        }
+        AffineStore::Texture(t) => {
+            with_texture = [x_bind, Bind::from(&t.view), out];
+            &with_texture
+        }
     };
     program.push(
         gpu,
@@ -192,7 +221,7 @@ pub fn record_variant(
             kernel: &KERNEL,
             entry,
             params,
-            bindings: &[x_bind, gamma, beta, out],
+            bindings,
             workgroups,
             // About 8 operations per element over the three passes.
             flops: 8.0 * n,
