@@ -73,7 +73,8 @@ struct RawConfig {
     patch_size: Option<Value>,
     num_channels: Option<usize>,
     qkv_bias: Option<bool>,
-    id2label: Option<std::collections::BTreeMap<String, String>>,
+    /// Labels are strings in every checkpoint we know, but transformers takes any JSON value.
+    id2label: Option<std::collections::BTreeMap<String, Value>>,
     num_labels: Option<usize>,
     backbone_config: Option<RawBitConfig>,
     backbone_featmap_shape: Option<Vec<usize>>,
@@ -228,7 +229,12 @@ impl ModelConfig {
                         labels[i].is_none(),
                         "config.json: id2label has two keys for index {i} (one is {k:?})"
                     );
-                    labels[i] = Some(v.clone());
+                    labels[i] = Some(match v {
+                        Value::String(s) => s.clone(),
+                        // transformers keeps a null as None; the default name says more.
+                        Value::Null => format!("LABEL_{i}"),
+                        other => other.to_string(),
+                    });
                 }
                 // n distinct indices below n: every slot is filled.
                 labels.into_iter().flatten().collect()

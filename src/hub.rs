@@ -55,6 +55,12 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
+    if path.is_file() {
+        bail!(
+            "model {model:?} is a file; --model takes the folder holding config.json, \
+             preprocessor_config.json and model.safetensors, or a hub id (owner/name)"
+        );
+    }
     if !is_hub_id(model) {
         bail!("model {model:?} is neither a folder nor a Hugging Face hub id (owner/name)");
     }

@@ -19,13 +19,17 @@ fn is_image(p: &Path) -> bool {
 }
 
 /// Files in argument order; a folder becomes its image files, recursively, sorted by path.
-/// Anything else (including paths that do not exist) is kept so its error is reported in place.
+/// Anything else (including paths that do not exist, and a folder holding no image file) is
+/// kept so its error is reported in place.
 pub fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
             walk(p, &mut found);
+            if found.is_empty() {
+                out.push(p.clone());
+            }
             found.sort();
             out.extend(found);
         } else {
@@ -65,6 +69,14 @@ pub fn decode_ahead(
         for f in files {
             // A decoder bug must cost one input, not silently end the stream.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if f.is_dir() {
+                    // `expand` keeps a folder only when it found no image file in it.
+                    return Err(format!(
+                        "{} is a folder with no image file in it (looked for .{})",
+                        f.display(),
+                        IMAGE_EXTENSIONS.join(", .")
+                    ));
+                }
                 vit_hybrid::input::load(&f, &config, &pre).map_err(|e| format!("{e:#}"))
             }))
             .unwrap_or_else(|_| Err("the decoder crashed on this file".to_string()));

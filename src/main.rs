@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use vit_hybrid::model::Precision;
@@ -29,6 +29,15 @@ mod shard;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// A count that must be at least 1 (clap refuses 0 with its usage error, exit 2).
+fn at_least_one() -> impl clap::builder::TypedValueParser<Value = usize> {
+    clap::builder::NonEmptyStringValueParser::new().try_map(|s| match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    })
 }
 
 #[derive(Args)]
@@ -65,7 +74,7 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// How many classes to print per input.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         top_k: usize,
         /// One JSON object per line per input.
         #[arg(long)]
@@ -74,7 +83,7 @@ enum Command {
         #[arg(long)]
         logits: bool,
         /// Images per forward pass (default: chosen from the adapter).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one())]
         batch_size: Option<usize>,
         /// Classify only shard K of N (1-based, e.g. 2/8): the inputs whose path, as given or
         /// found in a folder, hashes to K. The N shards are disjoint and cover every input.
@@ -118,10 +127,10 @@ enum Command {
         /// (e.g. tests/data/vit-hybrid-base-bit-384.config.json: the full-size model).
         #[arg(long)]
         random_config: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = at_least_one())]
         batch_size: usize,
         /// Timed runs after the first.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         iters: usize,
         /// One JSON object instead of text.
         #[arg(long)]
@@ -136,7 +145,7 @@ enum Command {
         random_config: Option<PathBuf>,
         /// Image (or .npy) to run; random pixels if absent.
         image: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = at_least_one())]
         batch_size: usize,
         /// Write a Chrome trace-event file (open it in Perfetto or chrome://tracing).
         #[arg(long)]
@@ -305,7 +314,7 @@ impl Printer {
                 Ok(c) => result_json::classification(&name, c, self.logits),
                 Err(e) => {
                     self.failures += 1;
-                    eprintln!("error: {name}: {e}");
+                    eprintln!("{}", error_line(&name, e));
                     result_json::error(&name, e)
                 }
             };
@@ -334,13 +343,22 @@ impl Printer {
             }
             Err(e) => {
                 self.failures += 1;
-                eprintln!("error: {name}: {e}");
+                eprintln!("{}", error_line(&name, &e));
                 if self.json {
                     writeln!(out, "{}", result_json::error(&name, &e))?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// An input's error for stderr, naming the input once: most errors already name their file.
+fn error_line(name: &str, e: &str) -> String {
+    if e.contains(name) {
+        format!("error: {e}")
+    } else {
+        format!("error: {name}: {e}")
     }
 }
 
@@ -591,7 +609,7 @@ fn run() -> Result<bool> {
             let file = match &output {
                 None => None,
                 Some(path) => {
-                    let (file, existing) = results_file::ResultsFile::open(path, resume)?;
+                    let (file, mut existing) = results_file::ResultsFile::open(path, resume)?;
                     if existing.cut > 0 {
                         eprintln!(
                             "{}: removed a cut last line ({} bytes)",
@@ -601,7 +619,7 @@ fn run() -> Result<bool> {
                     }
                     if resume {
                         let before = files.len();
-                        files.retain(|f| !existing.answered.contains(&f.display().to_string()));
+                        files.retain(|f| !existing.take(&f.display().to_string()));
                         eprintln!(
                             "resume: {} of {before} inputs already in {}, {} to go",
                             before - files.len(),
@@ -650,6 +668,19 @@ fn run() -> Result<bool> {
             batch_size,
             trace,
         } => {
+            // A trace that cannot be written fails now, not after the whole profile.
+            if let Some(dir) = trace.as_deref().and_then(Path::parent) {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                ensure!(
+                    dir.is_dir(),
+                    "--trace: folder {} does not exist",
+                    dir.display()
+                );
+            }
             let m = open_or_random(&model, random_config.as_deref())?;
             profile_cmd(&m, image.as_deref(), batch_size, trace.as_deref()).map(|_| true)
         }

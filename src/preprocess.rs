@@ -21,9 +21,11 @@ use anyhow::{Context, Result, bail, ensure};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
 use serde_json::{Map, Value};
 
-/// Largest width or height [`load_image`] decodes; bigger files are refused before the decoder
-/// allocates, since a 100-byte PNG can claim to be 4 billion pixels wide.
-pub const MAX_IMAGE_SIDE: u32 = 16384;
+/// Largest width or height [`load_image`] decodes: any side within [`MAX_IMAGE_PIXELS`], as
+/// Pillow limits only the pixel count (a 34-megapixel panorama is 17000 pixels wide). A 100-byte
+/// PNG can claim to be 4 billion pixels wide; the pixel count refuses it before the decoder
+/// allocates.
+pub const MAX_IMAGE_SIDE: u32 = MAX_IMAGE_PIXELS as u32;
 /// Most memory the decoder may allocate, its output buffer included.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Most pixels (width x height) [`decode_image`] decodes: Pillow's decompression-bomb limit
@@ -360,10 +362,42 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     if size > MAX_DECODE_BYTES {
         bail!("image {shown}: {size} bytes, more than the {MAX_DECODE_BYTES} this tool reads");
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_DECODE_BYTES), &mut bytes)
+    // The first bytes say whether this is an image at all, so that a large file of something
+    // else (or /dev/zero, whose size reads 0) is refused without reading up to the limit.
+    use std::io::Read;
+    let mut file = file.take(MAX_DECODE_BYTES);
+    let mut bytes = Vec::with_capacity(size.min(SNIFF_BYTES) as usize);
+    (&mut file)
+        .take(SNIFF_BYTES)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading image {shown}"))?;
+    if !guess_format(&bytes)?.1 && !tga_header_plausible(&bytes) {
+        bail!("image {shown}: unrecognised image format");
+    }
+    bytes.reserve(size.saturating_sub(bytes.len() as u64) as usize);
+    file.read_to_end(&mut bytes)
         .with_context(|| format!("reading image {shown}"))?;
     decode_image(&bytes).with_context(|| format!("image {shown}"))
+}
+
+/// How much of a file [`load_image`] reads before deciding whether it is an image.
+const SNIFF_BYTES: u64 = 4096;
+
+/// Whether `head` can start a TGA file, the one format without a magic number: a color map
+/// type of 0 or 1, a known image type, a known pixel depth and a nonzero size.
+fn tga_header_plausible(head: &[u8]) -> bool {
+    let Some(h) = head.get(..18) else {
+        return false;
+    };
+    let (width, height) = (
+        u16::from_le_bytes([h[12], h[13]]),
+        u16::from_le_bytes([h[14], h[15]]),
+    );
+    h[1] <= 1
+        && matches!(h[2], 1 | 2 | 3 | 9 | 10 | 11)
+        && matches!(h[16], 8 | 15 | 16 | 24 | 32)
+        && width > 0
+        && height > 0
 }
 
 /// [`load_image`] on a file's bytes: the format from the content, Pillow's refusals
@@ -1403,16 +1437,15 @@ mod tests {
             );
             assert!(px.data.iter().all(|v| v.is_finite()));
         }
-        // the longest image the decoder allows: resized to 224 x 3.67M, of which only the
-        // crop is computed
-        let px = preprocess_rgb(&RgbImage::new(1, MAX_IMAGE_SIDE), &cfg).unwrap();
+        // a long thin image: resized to 224 x 3.67M, of which only the crop is computed
+        let px = preprocess_rgb(&RgbImage::new(1, 16384), &cfg).unwrap();
         assert_eq!(px.data.len(), 3 * 224 * 224);
         // without a crop that tensor would be 2.5 billion floats: an error, not an abort
         let no_crop = PreprocessConfig {
             do_center_crop: false,
             ..cfg.clone()
         };
-        let err = preprocess_rgb(&RgbImage::new(1, MAX_IMAGE_SIDE), &no_crop).unwrap_err();
+        let err = preprocess_rgb(&RgbImage::new(1, 16384), &no_crop).unwrap_err();
         assert!(format!("{err:#}").contains("limit"), "{err:#}");
         // no resize, no crop: the image's own size
         let raw = PreprocessConfig {
@@ -1555,10 +1588,9 @@ mod tests {
         );
         assert!(msg.contains("missing.png"), "{msg}");
 
-        // one pixel wider than the limit: refused by the decoder limits
+        // wider than 16384 (the limit before): decoded, as Pillow decodes it
         let wide = dir.join("wide.png");
-        RgbImage::new(MAX_IMAGE_SIDE + 1, 1).save(&wide).unwrap();
-        let msg = format!("{:#}", load_image(&wide).unwrap_err());
-        assert!(msg.contains("wide.png"), "{msg}");
+        RgbImage::new(20000, 2).save(&wide).unwrap();
+        assert_eq!(load_image(&wide).unwrap().width(), 20000);
     }
 }

@@ -1,7 +1,7 @@
 //! `classify --output FILE [--resume]`: one JSON line per input appended as it finishes, so a
 //! killed run loses at most the line it was writing, and a resumed run skips what is there.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -15,10 +15,25 @@ pub struct ResultsFile {
 
 /// What an existing results file already holds.
 pub struct Existing {
-    /// The `"input"` of every complete line (answers and errors alike).
-    pub answered: HashSet<String>,
+    /// How many complete lines (answers and errors alike) each `"input"` has: an input given
+    /// twice is answered twice.
+    pub answered: HashMap<String, usize>,
     /// Bytes of a cut last line that were removed.
     pub cut: u64,
+}
+
+impl Existing {
+    /// Whether `input` is answered, counting it off: inputs given more than once are answered
+    /// in order, so its first occurrences are the ones done.
+    pub fn take(&mut self, input: &str) -> bool {
+        match self.answered.get_mut(input) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl ResultsFile {
@@ -35,7 +50,7 @@ impl ResultsFile {
             .open(path)
             .with_context(|| format!("opening results file {shown}"))?;
         let cut = cut_partial_line(&mut file).with_context(|| format!("repairing {shown}"))?;
-        let mut answered = HashSet::new();
+        let mut answered = HashMap::new();
         if resume {
             file.seek(SeekFrom::Start(0))
                 .with_context(|| format!("reading {shown}"))?;
@@ -54,7 +69,7 @@ impl ResultsFile {
                         i + 1
                     );
                 };
-                answered.insert(input);
+                *answered.entry(input).or_insert(0) += 1;
             }
         }
         file.seek(SeekFrom::End(0))
@@ -105,18 +120,28 @@ mod tests {
         let path = dir.path().join("out.jsonl");
         std::fs::write(
             &path,
-            "{\"input\":\"a.png\",\"top\":[]}\n{\"input\":\"b.png\",\"error\":\"x\"}\n{\"input\":\"c.p",
+            "{\"input\":\"a.png\",\"top\":[]}\n{\"input\":\"b.png\",\"error\":\"x\"}\n\
+             {\"input\":\"a.png\",\"top\":[]}\n{\"input\":\"c.p",
         )
         .unwrap();
-        let (mut f, existing) = ResultsFile::open(&path, true).unwrap();
+        let (mut f, mut existing) = ResultsFile::open(&path, true).unwrap();
         assert_eq!(existing.cut, "{\"input\":\"c.p".len() as u64);
-        let mut answered: Vec<_> = existing.answered.into_iter().collect();
+        let mut answered: Vec<_> = existing.answered.clone().into_iter().collect();
         answered.sort();
-        assert_eq!(answered, ["a.png", "b.png"]);
+        assert_eq!(
+            answered,
+            [("a.png".to_string(), 2), ("b.png".to_string(), 1)]
+        );
+        // a.png given three times: two of them are answered.
+        let left: Vec<_> = ["a.png", "b.png", "a.png", "c.png", "a.png"]
+            .into_iter()
+            .filter(|i| !existing.take(i))
+            .collect();
+        assert_eq!(left, ["c.png", "a.png"]);
         f.append(&serde_json::json!({"input": "c.png", "top": []}))
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 3);
+        assert_eq!(text.lines().count(), 4);
         assert!(
             text.ends_with("{\"input\":\"c.png\",\"top\":[]}\n"),
             "{text}"

@@ -240,6 +240,12 @@ fn bad_inputs_are_reported_in_place_and_the_rest_classified() {
         wrong.display().to_string(),
         missing.display().to_string(),
     ];
+    let mut args = args;
+    // A folder with no image file is an input that failed, not silently nothing.
+    let no_images = dir.path().join("no-images");
+    std::fs::create_dir(&no_images).unwrap();
+    std::fs::write(no_images.join("readme.txt"), b"no pictures here").unwrap();
+    args.push(no_images.display().to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = run(&args);
     assert_eq!(code, 1, "some inputs failed: exit 1; stderr: {stderr}");
@@ -247,7 +253,17 @@ fn bad_inputs_are_reported_in_place_and_the_rest_classified() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[5]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no image file"),
+        "{}",
+        lines[5]
+    );
+    // Each error names its input once on stderr.
+    assert_eq!(stderr.matches("notes.jpg").count(), 1, "{stderr}");
     for (i, v) in lines.iter().enumerate() {
         assert_eq!(v["input"], args[4 + i]);
         assert_eq!(v.get("error").is_none(), i == 1, "line {i}: {v}");
@@ -255,7 +271,35 @@ fn bad_inputs_are_reported_in_place_and_the_rest_classified() {
     assert!(lines[3]["error"].as_str().unwrap().contains("[3, 8, 8]"));
     assert_eq!(
         stderr.matches("error:").count() - stderr.matches("XDG_RUNTIME_DIR").count(),
-        4,
+        5,
+        "{stderr}"
+    );
+}
+
+/// Counts of zero and a trace that cannot be written are usage errors, said before any work.
+#[test]
+fn zero_counts_and_unwritable_traces_are_refused_up_front() {
+    let model = tiny();
+    let m = model.to_str().unwrap();
+    let p = photo();
+    let p = p.to_str().unwrap();
+    for args in [
+        vec!["classify", "--model", m, "--top-k", "0", p],
+        vec!["classify", "--model", m, "--batch-size", "0", p],
+        vec!["bench", "--model", m, "--iters", "0"],
+        vec!["profile", "--model", m, "--batch-size", "0"],
+    ] {
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("at least 1") && stdout.is_empty(),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, stdout, stderr) = run(&["profile", "--model", m, "--trace", "/nonexistent/t.json"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent") && stdout.is_empty(),
         "{stderr}"
     );
 }

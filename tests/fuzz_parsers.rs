@@ -915,6 +915,21 @@ fn config_sizes_that_would_hang_overflow_or_exhaust_memory_are_refused() {
     assert_config_refused(&text, "parameters", 64 << 20);
 }
 
+/// A large file that is no image is refused from its first bytes: not read (or allocated)
+/// whole first.
+#[test]
+fn a_large_non_image_is_refused_without_reading_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros.jpg");
+    std::fs::write(&path, vec![0u8; 64 << 20]).unwrap();
+    reset();
+    let err = format!("{:#}", preprocess::load_image(&path).unwrap_err());
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(err.contains("unrecognised image format"), "{err}");
+    assert!(largest < 1 << 20, "allocated {largest} bytes before refusing");
+}
+
 /// A minimal PNG: signature, IHDR for `w` x `h` RGB, one empty IDAT, IEND.
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     let chunk = |kind: &[u8; 4], body: &[u8]| {

@@ -218,6 +218,135 @@ fn invalid_or_missing_config() {
     assert_mentions(&load_err(&dir.path().join("nope")), &["nope"]);
 }
 
+/// transformers takes any JSON value as a label; numbers read as their text, null as the
+/// default name.
+#[test]
+fn labels_that_are_not_strings_are_accepted() {
+    let dir = copy_tiny();
+    edit_config(dir.path(), |v| {
+        v["id2label"]["0"] = 7.into();
+        v["id2label"]["1"] = serde_json::Value::Null;
+        v["id2label"]["2"] = 2.5.into();
+    });
+    let model = Model::load(common::gpu(), dir.path()).unwrap();
+    assert_eq!(model.config.labels[..3], ["7", "LABEL_1", "2.5"]);
+}
+
+/// A file where a model folder belongs is named as such, not looked up on the hub.
+#[test]
+fn a_file_given_as_the_model_is_said_to_be_a_file() {
+    let dir = copy_tiny();
+    let file = dir.path().join("config.json");
+    let err = match Model::from_pretrained(common::gpu(), file.to_str().unwrap()) {
+        Ok(_) => panic!("a file is not a model"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert_mentions(&err, &["config.json", "is a file"]);
+}
+
+#[test]
+fn preprocessor_that_never_fits_the_model() {
+    let dir = copy_tiny();
+    let path = dir.path().join("preprocessor_config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["crop_size"] = serde_json::json!({"height": 64, "width": 80});
+    std::fs::write(&path, v.to_string()).unwrap();
+    assert_mentions(
+        &load_err(dir.path()),
+        &["preprocessor_config.json", "64x80", "96x96", "image_size"],
+    );
+    // Without a crop the size depends on the image: checked per image, not at load.
+    v["do_center_crop"] = false.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    Model::load(common::gpu(), dir.path()).unwrap();
+}
+
+/// tiny's model.safetensors split into two shards with transformers' index file.
+fn shard_tiny() -> tempfile::TempDir {
+    let dir = copy_tiny();
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut weight_map = serde_json::Map::new();
+    for (i, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, TensorView<'_>)> = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.path().join(&file)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), file.clone().into());
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn sharded_checkpoints_load_as_one() {
+    let whole = Model::load(common::gpu(), &tiny()).unwrap();
+    let dir = shard_tiny();
+    let sharded = Model::load(common::gpu(), dir.path()).unwrap();
+    let pixels = common::random(7, whole.image_len(), -1.0, 1.0);
+    assert_eq!(
+        sharded.forward(&pixels, 1).unwrap(),
+        whole.forward(&pixels, 1).unwrap()
+    );
+}
+
+#[test]
+fn broken_shard_indexes_are_named() {
+    let index_of = |dir: &Path| dir.join("model.safetensors.index.json");
+    let edit_index = |dir: &Path, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(index_of(dir)).unwrap()).unwrap();
+        edit(&mut v);
+        std::fs::write(index_of(dir), v.to_string()).unwrap();
+    };
+    // A shard outside the folder.
+    let dir = shard_tiny();
+    edit_index(dir.path(), &|v| {
+        v["weight_map"]["extra.weight"] = "../model-00001-of-00002.safetensors".into()
+    });
+    assert_mentions(&load_err(dir.path()), &["index.json", "not a file name"]);
+    // A shard that is not there.
+    let dir = shard_tiny();
+    std::fs::remove_file(dir.path().join("model-00002-of-00002.safetensors")).unwrap();
+    assert_mentions(&load_err(dir.path()), &["model-00002-of-00002.safetensors"]);
+    // A tensor in two shards.
+    let dir = shard_tiny();
+    std::fs::copy(
+        dir.path().join("model-00001-of-00002.safetensors"),
+        dir.path().join("copy.safetensors"),
+    )
+    .unwrap();
+    edit_index(dir.path(), &|v| {
+        v["weight_map"]["extra.weight"] = "copy.safetensors".into()
+    });
+    assert_mentions(&load_err(dir.path()), &["two shards"]);
+    // Only PyTorch's format: said so.
+    let dir = copy_tiny();
+    std::fs::rename(
+        dir.path().join("model.safetensors"),
+        dir.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    assert_mentions(
+        &load_err(dir.path()),
+        &["pytorch_model.bin", "safe_serialization"],
+    );
+}
+
 /// F16 and BF16 checkpoints load, and give exactly what the same rounded values give as F32.
 #[test]
 fn half_precision_weights_convert_exactly() {

@@ -150,6 +150,21 @@ pub struct StageOutput {
     pub data: Vec<f32>,
 }
 
+/// Refuses a preprocessor whose every tensor has a size other than the model's image size
+/// (a crop, or an exact resize without one): no image could ever run, so that is the model's
+/// error, said once at load, not each image's.
+fn preprocess_fits(config: &ModelConfig, preprocess: &PreprocessConfig) -> Result<()> {
+    if let Some((h, w)) = preprocess.output_size() {
+        let (mh, mw) = config.image_size;
+        ensure!(
+            (h, w) == (mh, mw),
+            "preprocessor_config.json makes every image {h}x{w} pixels (height x width) but \
+             config.json's image_size is {mh}x{mw}"
+        );
+    }
+    Ok(())
+}
+
 impl Model {
     /// Loads `config.json`, `preprocessor_config.json` and `model.safetensors` from `dir`.
     #[cfg(not(target_arch = "wasm32"))]
@@ -172,7 +187,23 @@ impl Model {
         } else {
             bail!("{} is missing", pre_path.display());
         };
-        let weights = HostWeights::load(&dir.join("model.safetensors"), &config)?;
+        preprocess_fits(&config, &preprocess)
+            .with_context(|| format!("model folder {}", dir.display()))?;
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let weights = if single.exists() || !index.exists() {
+            if !single.exists() && dir.join("pytorch_model.bin").exists() {
+                bail!(
+                    "{} is missing; the folder has only pytorch_model.bin, which this tool does \
+                     not read (convert it: transformers' \
+                     `model.save_pretrained(folder, safe_serialization=True)`)",
+                    single.display()
+                );
+            }
+            HostWeights::load(&single, &config)?
+        } else {
+            HostWeights::load_sharded(&index, &config)?
+        };
         Self::from_weights_with(gpu, config, preprocess, &weights, precision)
     }
 
@@ -189,6 +220,7 @@ impl Model {
         let config = ModelConfig::from_json_str(config_json).context("in config.json")?;
         let preprocess = PreprocessConfig::from_json_str(preprocessor_json)
             .context("in preprocessor_config.json")?;
+        preprocess_fits(&config, &preprocess)?;
         let weights = HostWeights::from_bytes(safetensors, &config, "model.safetensors")?;
         let checker = gpu.clone();
         checker

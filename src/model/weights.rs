@@ -5,7 +5,7 @@ use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
@@ -94,6 +94,34 @@ fn ensure_finite(name: &str, data: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// The shard files a `model.safetensors.index.json` names, each once, in name order. A name
+/// must be a plain file name: the index cannot point outside the model folder.
+pub fn shard_files(index_json: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(index_json).context("not valid JSON")?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .context("no \"weight_map\" object (tensor name -> shard file)")?;
+    let mut files = std::collections::BTreeSet::new();
+    for (tensor, file) in map {
+        let file = file
+            .as_str()
+            .with_context(|| format!("weight_map: tensor {tensor}'s shard is not a file name"))?;
+        let plain = !file.is_empty()
+            && file != "."
+            && file != ".."
+            && !file.contains(['/', '\\'])
+            && Path::new(file).file_name().is_some();
+        ensure!(
+            plain,
+            "weight_map: tensor {tensor}'s shard {file:?} is not a file name in the model folder"
+        );
+        files.insert(file.to_string());
+    }
+    ensure!(!files.is_empty(), "weight_map is empty");
+    Ok(files.into_iter().collect())
+}
+
 impl HostWeights {
     /// Reads and checks `model.safetensors` against `config`.
     #[cfg(not(target_arch = "wasm32"))]
@@ -107,22 +135,59 @@ impl HostWeights {
         Self::from_bytes(&map, config, &path.display().to_string())
     }
 
+    /// Reads a sharded checkpoint: `model.safetensors.index.json` (transformers'
+    /// `save_pretrained` with `max_shard_size`) names the shard file of every tensor; the
+    /// shards are read and checked as one file would be.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_sharded(index: &Path, config: &ModelConfig) -> Result<Self> {
+        let shown = index.display();
+        let text = std::fs::read_to_string(index).with_context(|| format!("reading {shown}"))?;
+        let files = shard_files(&text).with_context(|| format!("in {shown}"))?;
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut maps = Vec::new();
+        for name in &files {
+            let path = dir.join(name);
+            let file = std::fs::File::open(&path).with_context(|| {
+                format!(
+                    "opening weights shard {} ({shown} names it)",
+                    path.display()
+                )
+            })?;
+            // SAFETY: as in `load`.
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .with_context(|| format!("memory-mapping weights {}", path.display()))?;
+            maps.push((map, path.display().to_string()));
+        }
+        let shards: Vec<(&[u8], &str)> = maps.iter().map(|(m, n)| (&m[..], n.as_str())).collect();
+        Self::from_shards(&shards, config, &shown.to_string())
+    }
+
     /// [`HostWeights::load`] on the file's bytes (`shown` names the file in errors): the part
     /// the fuzz targets drive, without the file system.
     pub fn from_bytes(bytes: &[u8], config: &ModelConfig, shown: &str) -> Result<Self> {
-        check_header_len(bytes).with_context(|| {
-            format!("{shown} is not a valid safetensors file (truncated or corrupt?)")
-        })?;
-        let st = SafeTensors::deserialize(bytes).with_context(|| {
-            format!("{shown} is not a valid safetensors file (truncated or corrupt?)")
-        })?;
+        Self::from_shards(&[(bytes, shown)], config, shown)
+    }
+
+    /// Every shard's tensors (`(bytes, file name)`), checked against `config` as one
+    /// checkpoint (`shown` names it in errors about tensors no shard holds).
+    fn from_shards(shards: &[(&[u8], &str)], config: &ModelConfig, shown: &str) -> Result<Self> {
         let mut found = HashMap::new();
-        for (name, view) in st.iter() {
-            found.insert(name.to_string(), view);
+        for &(bytes, file) in shards {
+            check_header_len(bytes).with_context(|| {
+                format!("{file} is not a valid safetensors file (truncated or corrupt?)")
+            })?;
+            let st = SafeTensors::deserialize(bytes).with_context(|| {
+                format!("{file} is not a valid safetensors file (truncated or corrupt?)")
+            })?;
+            for (name, view) in st.iter() {
+                if let Some((_, other)) = found.insert(name.to_string(), (view, file)) {
+                    bail!("tensor {name} is in two shards: {other} and {file}");
+                }
+            }
         }
         let mut tensors = HashMap::new();
         for (name, shape) in config.expected_tensors() {
-            let view = found.remove(&name).with_context(|| {
+            let (view, shown) = found.remove(&name).with_context(|| {
                 format!("{shown}: tensor {name} is missing (expected shape {shape:?})")
             })?;
             if view.shape() != shape.as_slice() {
