@@ -1462,6 +1462,21 @@ mod tests {
         assert!(preprocess(&DynamicImage::new_rgb8(5, 0), &cfg).is_err());
     }
 
+    /// Icons decode (folders pick up `.ico`): the largest entry, alpha dropped, as Pillow's
+    /// `Image.open(...).convert("RGB")` gives (checked against Pillow 13 by hand).
+    #[test]
+    fn icons_decode_to_their_largest_entry() {
+        let rgba = image::RgbaImage::from_fn(40, 24, |x, y| {
+            image::Rgba([(x * 6) as u8, (y * 10) as u8, (x * y) as u8, (x + y) as u8])
+        });
+        let mut ico = Vec::new();
+        DynamicImage::ImageRgba8(rgba.clone())
+            .write_to(&mut std::io::Cursor::new(&mut ico), ImageFormat::Ico)
+            .unwrap();
+        let rgb = to_rgb8(&decode_image(&ico).unwrap());
+        assert_eq!(rgb, DynamicImage::ImageRgba8(rgba).to_rgb8());
+    }
+
     #[test]
     fn convert_rgb_flag() {
         let gray = DynamicImage::new_luma8(4, 4);

@@ -927,7 +927,10 @@ fn a_large_non_image_is_refused_without_reading_it() {
     let err = format!("{:#}", preprocess::load_image(&path).unwrap_err());
     let largest = LARGEST.load(Ordering::Relaxed);
     assert!(err.contains("unrecognised image format"), "{err}");
-    assert!(largest < 1 << 20, "allocated {largest} bytes before refusing");
+    assert!(
+        largest < 1 << 20,
+        "allocated {largest} bytes before refusing"
+    );
 }
 
 /// A minimal PNG: signature, IHDR for `w` x `h` RGB, one empty IDAT, IEND.
