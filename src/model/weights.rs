@@ -111,7 +111,7 @@ pub fn shard_files(index_json: &str) -> Result<Vec<String>> {
             && file != "."
             && file != ".."
             && !file.contains(['/', '\\'])
-            && Path::new(file).file_name().is_some();
+            && std::path::Path::new(file).file_name().is_some();
         ensure!(
             plain,
             "weight_map: tensor {tensor}'s shard {file:?} is not a file name in the model folder"
