@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::model::weights::shard_files;
+
 /// The files a model folder needs.
 pub const MODEL_FILES: [&str; 3] = [
     "config.json",
@@ -68,8 +70,8 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     let cache = hf_hub::Cache::new(cache_root.clone());
     let repo = hf_hub::Repo::model(model.to_string());
     let cached = cache.repo(repo.clone());
-    if MODEL_FILES.iter().all(|f| cached.get(f).is_some()) {
-        return snapshot_dir(&cached.get(MODEL_FILES[0]).expect("checked"));
+    if let Some(dir) = cached_folder(&cached) {
+        return Ok(dir);
     }
     if offline() {
         bail!(
@@ -86,18 +88,48 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
         .build()
         .context("setting up the Hugging Face hub client")?;
     let api_repo = api.repo(repo);
-    let mut first = None;
-    for f in MODEL_FILES {
-        let p = api_repo.get(f).with_context(|| {
+    let get = |f: &str| {
+        api_repo.get(f).with_context(|| {
             format!(
                 "could not get {f} of {model} from the Hugging Face hub (no network, or no such \
                  model or file?); looked in the cache {} first",
                 cache_root.display()
             )
-        })?;
-        first.get_or_insert(p);
+        })
+    };
+    let config = get(MODEL_FILES[0])?;
+    get(MODEL_FILES[1])?;
+    if let Err(single) = get(MODEL_FILES[2]) {
+        // A sharded checkpoint has an index instead; without one the single file's error says
+        // what went wrong.
+        let Ok(index) = api_repo.get(SHARD_INDEX) else {
+            return Err(single);
+        };
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading {}", index.display()))?;
+        for shard in shard_files(&text).with_context(|| format!("in {}", index.display()))? {
+            get(&shard)?;
+        }
     }
-    snapshot_dir(&first.expect("three files"))
+    snapshot_dir(&config)
+}
+
+/// The index of a sharded checkpoint, beside its shards.
+const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// The snapshot folder of a model whose files are all in the cache: `model.safetensors`, or a
+/// sharded checkpoint's index and every shard it names.
+fn cached_folder(cached: &hf_hub::CacheRepo) -> Option<PathBuf> {
+    let config = cached.get(MODEL_FILES[0])?;
+    cached.get(MODEL_FILES[1])?;
+    if cached.get(MODEL_FILES[2]).is_none() {
+        let index = cached.get(SHARD_INDEX)?;
+        let shards = shard_files(&std::fs::read_to_string(index).ok()?).ok()?;
+        if !shards.iter().all(|f| cached.get(f).is_some()) {
+            return None;
+        }
+    }
+    snapshot_dir(&config).ok()
 }
 
 fn snapshot_dir(file: &Path) -> Result<PathBuf> {

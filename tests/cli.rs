@@ -1,6 +1,8 @@
 //! The `vit-hybrid` binary end to end: images and .npy tensors in, plain and JSON results out,
 //! bad inputs reported in place with a non-zero exit.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -416,6 +418,35 @@ fn hub_id_from_prepared_cache_offline() {
         &[("HF_HOME", home.path()), ("HF_HUB_OFFLINE", one)],
     );
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// A sharded checkpoint in the cache (index and every shard) is found offline; one with a
+/// shard missing is not there.
+#[test]
+fn sharded_hub_model_from_prepared_cache_offline() {
+    let cache = prepared_cache();
+    let snap = cache
+        .path()
+        .join("models--test--tiny/snapshots/0123456789abcdef");
+    common::split_into_shards(&snap);
+    let one = Path::new("1");
+    let env = [("HF_HUB_CACHE", cache.path()), ("HF_HUB_OFFLINE", one)];
+    let p = photo();
+    let args = [
+        "classify",
+        "--model",
+        "test/tiny",
+        "--top-k",
+        "1",
+        p.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = run_env(&args, &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("tiny class"), "{stdout}");
+    std::fs::remove_file(snap.join("model-00002-of-00002.safetensors")).unwrap();
+    let (code, _, stderr) = run_env(&args, &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not in the Hugging Face cache"), "{stderr}");
 }
 
 #[test]

@@ -265,30 +265,7 @@ fn preprocessor_that_never_fits_the_model() {
 /// tiny's model.safetensors split into two shards with transformers' index file.
 fn shard_tiny() -> tempfile::TempDir {
     let dir = copy_tiny();
-    let path = dir.path().join("model.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
-    names.sort();
-    let mut weight_map = serde_json::Map::new();
-    for (i, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
-        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
-        let views: Vec<(String, TensorView<'_>)> = part
-            .iter()
-            .map(|n| (n.clone(), st.tensor(n).unwrap()))
-            .collect();
-        safetensors::serialize_to_file(views, None, &dir.path().join(&file)).unwrap();
-        for n in part {
-            weight_map.insert(n.clone(), file.clone().into());
-        }
-    }
-    std::fs::remove_file(&path).unwrap();
-    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
-    std::fs::write(
-        dir.path().join("model.safetensors.index.json"),
-        index.to_string(),
-    )
-    .unwrap();
+    common::split_into_shards(dir.path());
     dir
 }
 

@@ -80,3 +80,29 @@ pub fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
     let den: f64 = b.iter().map(|y| y * y).sum();
     (num / den.max(1e-300)).sqrt()
 }
+
+/// Replaces `dir`'s model.safetensors by two shards and the index that transformers'
+/// `save_pretrained(max_shard_size=...)` writes (`model-0000K-of-00002.safetensors`).
+pub fn split_into_shards(dir: &std::path::Path) {
+    use safetensors::{SafeTensors, tensor::TensorView};
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut weight_map = serde_json::Map::new();
+    for (i, part) in names.chunks(names.len().div_ceil(2)).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, TensorView<'_>)> = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join(&file)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), file.clone().into());
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+}
