@@ -431,7 +431,7 @@ fn decode_with_image_crate(
     match format {
         ImageFormat::Gif => return decode::gif_first_frame::decode(bytes).context("decoding"),
         ImageFormat::Pnm => {
-            if let Some(img) = decode::pnm_maxval::decode(bytes).context("decoding")? {
+            if let Some(img) = decode::pnm::decode(bytes).context("decoding")? {
                 return Ok(img);
             }
         }

@@ -2,7 +2,8 @@
 //! differs (src/decode/): GIFs whose first frame does not cover the screen (offset, past the
 //! screen, local tables, transparency, interlaced, animated, no table, gray-ramp table, short
 //! table), TIFFs with associated alpha (8 and 16 bits, uncompressed, LZW, deflate, both byte
-//! orders) and PNM files with maxval other than 255 (binary and plain, 1 to 65535).
+//! orders) and PNM files with maxval other than 255 (binary and plain, 1 to 65535) or plain with
+//! comments in the data.
 //!
 //! Fixtures: tests/fixtures/decode, written by tools/make_decode_fixtures.py (Pillow 13).
 //! `expected.safetensors` holds `np.asarray(Image.open(f).convert("RGB"))` of each file, except
@@ -41,6 +42,7 @@ const FILES: &[&str] = &[
     "rgb_max1000_plain.ppm",
     "rgb_max65535.ppm",
     "gray_max1000.pgm",
+    "rgb_max255_plain.ppm",
 ];
 
 fn dir() -> PathBuf {

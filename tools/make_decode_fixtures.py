@@ -402,6 +402,10 @@ def make_pnms() -> dict[str, tuple[bytes, str]]:
         "P5, maxval 1000 (Pillow mode I, round(v / 1000 * 65535)); documented deviation: "
         "expected is the high byte of Pillow's I values, where Pillow's convert('RGB') clips",
     )
+    out["rgb_max255_plain.ppm"] = (
+        pnm(b"P3", 8, 5, 255, samples(5, 8, 3, 255, False)),
+        "P3 (plain), maxval 255, comments in the data (the image crate refuses them)",
+    )
     return out
 
 

@@ -5,15 +5,15 @@
 //!   (the `image` crate fills outside the frame with black).
 //! - [`tiff_associated_alpha`]: TIFF RGBA with associated (premultiplied) alpha, which Pillow
 //!   un-premultiplies while unpacking (the `image` crate keeps the stored values).
-//! - [`pnm_maxval`]: PPM/PGM whose maxval is not 255, scaled with Python's rounding (the
-//!   `image` crate rounds halves up).
+//! - [`pnm`]: PPM/PGM whose maxval is not 255, scaled with Python's rounding (the `image`
+//!   crate rounds halves up), and plain PPM/PGM with comments in the data (which it refuses).
 //!
 //! [`crate::preprocess::decode_image`] hands each format here first; everything else stays with
 //! the `image` crate. The size limits are those of `preprocess` ([`check_size`]), checked on the
 //! header before any pixel buffer is allocated.
 
 pub mod gif_first_frame;
-pub mod pnm_maxval;
+pub mod pnm;
 pub mod tiff_associated_alpha;
 
 use anyhow::{Result, ensure};

@@ -1,11 +1,13 @@
-//! PPM / PGM (binary P5/P6 and plain P2/P3) whose maxval is not 255, as Pillow reads them
+//! PPM / PGM (binary P5/P6 and plain P2/P3) as Pillow reads them where the `image` crate differs
 //! (`PpmImagePlugin`, Pillow 13).
 //!
 //! Pillow scales every sample to 8 bits with Python's `round(value / maxval * 255)`: float64,
 //! in that order, halves rounded to even; binary samples above maxval are clipped to 255, plain
 //! ones are an error. Samples are one byte for maxval < 256, else two (big-endian). The `image`
 //! crate rounds halves up, and gives 16-bit RGB for maxval > 255, so these files are decoded
-//! here. maxval 255 (the usual case) and bitmaps (P1/P4) stay with the `image` crate.
+//! here; so are plain files of any maxval, since the `image` crate refuses the `#` comments
+//! Pillow allows in plain data. Binary files with maxval 255 (the usual case) and bitmaps
+//! (P1/P4) stay with the `image` crate.
 //!
 //! Gray with maxval > 255 is Pillow's mode `I` with `round(value / maxval * 65535)`, which
 //! `convert("RGB")` clips to 255; as for every 16-bit gray image we keep the high byte instead
@@ -28,8 +30,8 @@ fn is_space(b: u8) -> bool {
 /// The longest token Pillow reads, in the header and in plain data.
 const MAX_TOKEN: usize = 10;
 
-/// The image, when `bytes` is a P2/P3/P5/P6 file with maxval other than 255; `None` for every
-/// other PNM file, which the `image` crate decodes.
+/// The image, when `bytes` is a P2/P3 file or a P5/P6 file with maxval other than 255; `None`
+/// for every other PNM file, which the `image` crate decodes.
 pub fn decode(bytes: &[u8]) -> Result<Option<DynamicImage>> {
     let mut r = Reader { b: bytes, at: 0 };
     let (bands, plain) = match r.magic() {
@@ -42,7 +44,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DynamicImage>> {
     let width = r.number("width")?;
     let height = r.number("height")?;
     let maxval = r.number("maxval")?;
-    if maxval == 255 {
+    if maxval == 255 && !plain {
         return Ok(None);
     }
     ensure!(
@@ -258,6 +260,8 @@ mod tests {
         let img = decode(b"P2 2 1 20 1#x\n2 3").unwrap().unwrap();
         assert_eq!(img.to_luma8().into_raw(), [153, 38]);
         assert!(decode(b"P6 1 1 255\n\0\0\0").unwrap().is_none());
+        let img = decode(b"P3 1 1 255\n1 # c\n2 3").unwrap().unwrap();
+        assert_eq!(img.to_rgb8().into_raw(), [1, 2, 3]);
         assert!(decode(b"P2 2 1 2 1 3").is_err());
         assert!(decode(b"P5 2 2 2\n\0").is_err());
         assert!(decode(b"P5 16384 16384 2\n\0").is_err());
