@@ -23,6 +23,7 @@ seed() { # target files...
     done
 }
 images=("$root"/tests/fixtures/preprocess/*.png "$root"/tests/fixtures/preprocess/*.jpg
+    "$root"/tests/fixtures/decode/*.{gif,tif,ppm,pgm}
     "$root"/tests/fixtures/fuzz/images/* "$root"/examples/images/*.png)
 seed config "$root"/tests/fixtures/{tiny,odd,patch2}/config.json \
     "$root"/tests/data/vit-hybrid-base-bit-384.config.json

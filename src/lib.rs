@@ -9,6 +9,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod config;
+pub mod decode;
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod hub;

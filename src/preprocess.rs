@@ -21,6 +21,8 @@ use anyhow::{Context, Result, bail, ensure};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
 use serde_json::{Map, Value};
 
+use crate::decode;
+
 /// Largest width or height [`load_image`] decodes: any side within [`MAX_IMAGE_PIXELS`], as
 /// Pillow limits only the pixel count (a 34-megapixel panorama is 17000 pixels wide). A 100-byte
 /// PNG can claim to be 4 billion pixels wide; the pixel count refuses it before the decoder
@@ -402,7 +404,8 @@ fn tga_header_plausible(head: &[u8]) -> bool {
 
 /// [`load_image`] on a file's bytes: the format from the content, Pillow's refusals
 /// (`image_integrity`), then the decoder under the same limits: libjpeg-turbo for JPEG
-/// (`src/jpeg.rs`), the `image` crate for the rest.
+/// (`src/jpeg.rs`), the `image` crate for the rest, with the fixes of `src/decode/` (GIF frame
+/// offsets, premultiplied TIFF, PNM maxval) where its pixels differ from Pillow's.
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage> {
     let (format, guessed) = guess_format(bytes)?;
     let bytes = crate::image_integrity::prepare(bytes, format)?;
@@ -458,6 +461,16 @@ fn decode_with_image_crate(
     format: ImageFormat,
     guessed: bool,
 ) -> Result<DynamicImage> {
+    // Where the `image` crate's pixels differ from Pillow's (src/decode/).
+    match format {
+        ImageFormat::Gif => return decode::gif_first_frame::decode(bytes).context("decoding"),
+        ImageFormat::Pnm => {
+            if let Some(img) = decode::pnm::decode(bytes).context("decoding")? {
+                return Ok(img);
+            }
+        }
+        _ => {}
+    }
     let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
@@ -481,7 +494,11 @@ fn decode_with_image_crate(
         .reserve(image::ImageDecoder::total_bytes(&decoder))
         .context("decoding")?;
     image::ImageDecoder::set_limits(&mut decoder, limits).context("decoding")?;
-    DynamicImage::from_decoder(decoder).context("decoding")
+    let img = DynamicImage::from_decoder(decoder).context("decoding")?;
+    match format {
+        ImageFormat::Tiff => decode::tiff_associated_alpha::apply(bytes, img).context("decoding"),
+        _ => Ok(img),
+    }
 }
 
 /// Pillow's `convert("RGB")`, which transformers' `convert_to_rgb` calls: gray is replicated

@@ -555,6 +555,7 @@ fn image_seeds() -> Vec<Seed> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for dir in [
         "tests/fixtures/preprocess",
+        "tests/fixtures/decode",
         "tests/fixtures/fuzz/images",
         "examples/images",
         "examples/images/digits",
@@ -983,6 +984,38 @@ fn decompression_bombs_are_refused_before_the_pixels_are_allocated() {
         preprocess::decode_image(&png_header_only(side, side)).unwrap_err()
     );
     assert!(!err.contains("decompression bomb"), "{err}");
+}
+
+/// GIF and PNM headers that claim many pixels over a few bytes of data (src/decode/) fail
+/// before a buffer of that size exists: PNM checks the data's length against the header, GIF
+/// decodes its frame in chunks of at most 1 MiB and stops where the data does.
+#[test]
+fn lying_gif_and_pnm_headers_fail_before_allocating_their_pixels() {
+    let _serial = serial();
+    let gif = read(&root().join("tests/fixtures/decode/gif_offset.gif"));
+    let mut big_frame = gif.clone();
+    // Its 256-entry global table, then the image descriptor.
+    let at = 13 + 3 * 256;
+    assert_eq!(big_frame[at], 0x2C);
+    // 16384 x 10000: within the limits, 164 MB of indices and 492 MB of RGB if trusted.
+    big_frame[at + 5..at + 9].copy_from_slice(&[0x00, 0x40, 0x10, 0x27]);
+    let mut big_screen = gif;
+    big_screen[6..10].copy_from_slice(&[0xFF; 4]);
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("binary PPM", b"P6 16000 10000 100\n\x01\x02\x03".to_vec()),
+        ("plain PPM", b"P3 16000 10000 1000\n1 2 3\n".to_vec()),
+        ("GIF frame", big_frame),
+        ("GIF screen", big_screen),
+    ];
+    for (what, bytes) in cases {
+        reset();
+        let err = preprocess::decode_image(&bytes).unwrap_err();
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(
+            largest <= 2 << 20,
+            "{what}: allocated {largest} bytes before refusing ({err:#})"
+        );
+    }
 }
 
 #[test]
