@@ -481,7 +481,7 @@ fn decode_with_image_crate(
     let mut decoder = match reader.into_decoder() {
         Ok(decoder) => decoder,
         Err(_) if !guessed => bail!("unrecognised image format"),
-        Err(e) => return Err(e).context("decoding"),
+        Err(e) => return Err(decoding(e)),
     };
     let (w, h) = image::ImageDecoder::dimensions(&decoder);
     let pixels = u64::from(w) * u64::from(h);
@@ -492,13 +492,19 @@ fn decode_with_image_crate(
     );
     limits
         .reserve(image::ImageDecoder::total_bytes(&decoder))
-        .context("decoding")?;
-    image::ImageDecoder::set_limits(&mut decoder, limits).context("decoding")?;
-    let img = DynamicImage::from_decoder(decoder).context("decoding")?;
+        .map_err(decoding)?;
+    image::ImageDecoder::set_limits(&mut decoder, limits).map_err(decoding)?;
+    let img = DynamicImage::from_decoder(decoder).map_err(decoding)?;
     match format {
         ImageFormat::Tiff => decode::tiff_associated_alpha::apply(bytes, img).context("decoding"),
         _ => Ok(img),
     }
+}
+
+/// An `image` crate error as one message: its text already includes its source's, which
+/// `{:#}` would print a second time.
+fn decoding(e: image::ImageError) -> anyhow::Error {
+    anyhow::anyhow!("decoding: {e}")
 }
 
 /// Pillow's `convert("RGB")`, which transformers' `convert_to_rgb` calls: gray is replicated
