@@ -300,7 +300,7 @@ async fn a_broken_model_is_a_clear_error() {
     let gpu = gpu().await;
     let f = &fixtures()[0];
     let cut = &f.weights[..f.weights.len() / 2];
-    let cases: [(&str, &str, &str, &[u8], &str); 4] = [
+    let cases: [(&str, &str, &str, &[u8], &str); 5] = [
         (
             "truncated weights",
             f.config,
@@ -325,9 +325,16 @@ async fn a_broken_model_is_a_clear_error() {
         (
             "weights of another model",
             fixtures()[1].config,
-            f.preprocessor,
+            fixtures()[1].preprocessor,
             f.weights,
             "tensor",
+        ),
+        (
+            "a preprocessor that never fits the model",
+            fixtures()[1].config,
+            f.preprocessor,
+            fixtures()[1].weights,
+            "image_size",
         ),
     ];
     for (what, config, pre, weights, needle) in cases {
