@@ -504,7 +504,32 @@ fn decode_with_image_crate(
 /// An `image` crate error as one message: its text already includes its source's, which
 /// `{:#}` would print a second time.
 fn decoding(e: image::ImageError) -> anyhow::Error {
-    anyhow::anyhow!("decoding: {e}")
+    anyhow::anyhow!("decoding: {}", plain_chunk_names(&e.to_string()))
+}
+
+/// The png crate prints a chunk as its `Debug` form (`ChunkType { type: IHDR, critical: true,
+/// private: false, reserved: false, safecopy: false }`); a user wants `chunk IHDR`.
+fn plain_chunk_names(text: &str) -> String {
+    const OPEN: &str = "ChunkType { type: ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let after = &rest[at + OPEN.len()..];
+        let (Some(comma), Some(close)) = (after.find(','), after.find('}')) else {
+            break;
+        };
+        if comma > close {
+            break;
+        }
+        out.push_str(&rest[..at]);
+        out.push_str("chunk ");
+        out.push_str(&after[..comma]);
+        rest = &after[close + 1..];
+        // "chunk IHDR chunk" reads as "chunk IHDR".
+        rest = rest.strip_prefix(" chunk").unwrap_or(rest);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Pillow's `convert("RGB")`, which transformers' `convert_to_rgb` calls: gray is replicated
@@ -1483,6 +1508,27 @@ mod tests {
         // empty image: an error
         assert!(preprocess_rgb(&RgbImage::new(0, 5), &cfg).is_err());
         assert!(preprocess(&DynamicImage::new_rgb8(5, 0), &cfg).is_err());
+    }
+
+    #[test]
+    fn png_chunk_names_read_plainly() {
+        let raw = "Format error decoding Png: CRC error: expected 0x1 have 0x2 while decoding \
+                   ChunkType { type: IHDR, critical: true, private: false, reserved: false, \
+                   safecopy: false } chunk.";
+        assert_eq!(
+            plain_chunk_names(raw),
+            "Format error decoding Png: CRC error: expected 0x1 have 0x2 while decoding chunk \
+             IHDR."
+        );
+        let two = "ChunkType { type: abcd, x } and ChunkType { type: IDAT, y } chunk appeared";
+        assert_eq!(plain_chunk_names(two), "chunk abcd and chunk IDAT appeared");
+        for plain in [
+            "no chunks here",
+            "ChunkType { type: broken",
+            "ChunkType { type: }, x",
+        ] {
+            assert_eq!(plain_chunk_names(plain), plain);
+        }
     }
 
     /// Icons decode (folders pick up `.ico`): the largest entry, alpha dropped, as Pillow's
