@@ -65,8 +65,6 @@ pub struct Decoded {
 /// Limits checked before libjpeg allocates the image.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest width or height.
-    pub max_side: u32,
     /// Most pixels (Pillow's decompression-bomb limit).
     pub max_pixels: u64,
     /// Most bytes libjpeg's own buffers may take (whole-image coefficient arrays of progressive
@@ -142,12 +140,6 @@ impl Decompressor {
             ffi::jpeg_read_header(cinfo, 1);
         }
         let (width, height) = (cinfo.image_width, cinfo.image_height);
-        if width > limits.max_side || height > limits.max_side {
-            bail!(
-                "{width}x{height} pixels, larger than the {0}x{0} this tool decodes",
-                limits.max_side
-            );
-        }
         let pixels = u64::from(width) * u64::from(height);
         if pixels > limits.max_pixels {
             bail!(
@@ -324,7 +316,6 @@ mod tests {
     }
 
     const LIMITS: Limits = Limits {
-        max_side: 16384,
         max_pixels: u64::MAX,
         max_bytes: 1 << 30,
     };

@@ -23,16 +23,13 @@ use serde_json::{Map, Value};
 
 use crate::decode;
 
-/// Largest width or height [`load_image`] decodes: any side within [`MAX_IMAGE_PIXELS`], as
-/// Pillow limits only the pixel count (a 34-megapixel panorama is 17000 pixels wide). A 100-byte
-/// PNG can claim to be 4 billion pixels wide; the pixel count refuses it before the decoder
-/// allocates.
-pub const MAX_IMAGE_SIDE: u32 = MAX_IMAGE_PIXELS as u32;
 /// Most memory the decoder may allocate, its output buffer included.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Most pixels (width x height) [`decode_image`] decodes: Pillow's decompression-bomb limit
 /// (`2 * Image.MAX_IMAGE_PIXELS`), above which `Image.open`, and so transformers, refuses the
-/// file. Checked on the header's size, before any pixel buffer exists.
+/// file. Checked on the header's size, before any pixel buffer exists. It is the only bound on
+/// the sides too, as in Pillow (a 34-megapixel panorama is 17000 pixels wide; a 100-byte PNG
+/// claiming to be 4 billion pixels wide is refused by its pixel count).
 pub const MAX_IMAGE_PIXELS: u64 = 2 * (1024 * 1024 * 1024 / 4 / 3);
 /// Largest size, crop or shortest edge a config may ask for.
 const MAX_CONFIG_SIDE: usize = 1 << 16;
@@ -352,7 +349,7 @@ fn per_channel(v: &Value, key: &str) -> Result<[f64; 3]> {
 }
 
 /// Decodes an image file, refusing files whose dimensions or decoder allocations exceed
-/// [`MAX_IMAGE_SIDE`] / [`MAX_DECODE_BYTES`] before the pixels are allocated. The format is
+/// [`MAX_IMAGE_PIXELS`] / [`MAX_DECODE_BYTES`] before the pixels are allocated. The format is
 /// guessed from the content, not the extension, like `PIL.Image.open`.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
     let shown = path.display();
@@ -444,7 +441,6 @@ fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
     let d = jpeg::decode(
         bytes,
         jpeg::Limits {
-            max_side: MAX_IMAGE_SIDE,
             max_pixels: MAX_IMAGE_PIXELS,
             max_bytes: MAX_DECODE_BYTES,
         },
@@ -473,8 +469,6 @@ fn decode_with_image_crate(
     }
     let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits.clone());
     // `ImageReader::decode` by hand, to check the pixel count between header and pixels.

@@ -966,7 +966,7 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
 #[test]
 fn decompression_bombs_are_refused_before_the_pixels_are_allocated() {
     let _serial = serial();
-    // 16000 x 16000 RGB: each side under MAX_IMAGE_SIDE, 768 MB of pixels, 256M pixels (over
+    // 16000 x 16000 RGB: 768 MB of pixels, 256M pixels (over
     // Pillow's limit). The decoder allocated the whole buffer before finding no data.
     let png = png_header_only(16000, 16000);
     reset();

@@ -18,21 +18,18 @@ pub mod tiff_associated_alpha;
 
 use anyhow::{Result, ensure};
 
-use crate::preprocess::{MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
+use crate::preprocess::{MAX_DECODE_BYTES, MAX_IMAGE_PIXELS};
 
 /// Refuses a `width` x `height` image whose decoding would allocate `bytes` in all, under the
-/// same limits as the `image` crate path: [`MAX_IMAGE_SIDE`] per side, Pillow's
-/// decompression-bomb limit [`MAX_IMAGE_PIXELS`], [`MAX_DECODE_BYTES`] of buffers.
+/// same limits as the `image` crate path: Pillow's decompression-bomb limit
+/// [`MAX_IMAGE_PIXELS`] (which bounds each side too) and [`MAX_DECODE_BYTES`] of buffers.
 pub(crate) fn check_size(width: u64, height: u64, bytes: u64) -> Result<()> {
     ensure!(
         width > 0 && height > 0,
         "the image is {width}x{height}: it has no pixels"
     );
-    ensure!(
-        width <= u64::from(MAX_IMAGE_SIDE) && height <= u64::from(MAX_IMAGE_SIDE),
-        "{width}x{height}: a side is larger than the {MAX_IMAGE_SIDE} pixels this tool decodes"
-    );
-    let pixels = width * height;
+    // Saturating: a header's sides can be anything a u64 holds.
+    let pixels = width.saturating_mul(height);
     ensure!(
         pixels <= MAX_IMAGE_PIXELS,
         "{width}x{height} is {pixels} pixels, more than the {MAX_IMAGE_PIXELS} Pillow opens \

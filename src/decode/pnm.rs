@@ -60,7 +60,11 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DynamicImage>> {
     let wide = bands == 1 && maxval > 255;
     let out_max = if wide { 65535 } else { 255 };
     let out_bytes = if wide { 2 } else { 1 };
-    check_size(width, height, width * height * bands * out_bytes)?;
+    // Saturating: a header's sides can be anything up to i64::MAX; check_size refuses them.
+    let bytes_needed = width
+        .saturating_mul(height)
+        .saturating_mul(bands * out_bytes);
+    check_size(width, height, bytes_needed)?;
     let samples = (width * height * bands) as usize;
 
     let data = &bytes[r.at..];
@@ -265,6 +269,9 @@ mod tests {
         assert!(decode(b"P2 2 1 2 1 3").is_err());
         assert!(decode(b"P5 2 2 2\n\0").is_err());
         assert!(decode(b"P5 16384 16384 2\n\0").is_err());
+        // Sides whose product passes u64: refused by the pixel count, not wrapped around.
+        assert!(decode(b"P6 4294967296 4294967296 100\n\0").is_err());
+        assert!(decode(b"P5 9223372036854775807 3 2\n\0").is_err());
         assert!(decode(b"P5 2 2 0\n\0\0\0\0").is_err());
     }
 }
