@@ -555,6 +555,22 @@ impl Gpu {
             } else {
                 format!(", running {} kernels", self.kernels.name())
             }
-        )
+        ) + &lavapipe_threads(i).map_or(String::new(), |n| format!(", {n} threads"))
     }
+}
+
+/// How many threads lavapipe runs dispatches on (it reads LP_NUM_THREADS once, at start,
+/// else takes one per core; src/main.rs raises the default): a benchmark's figures depend on
+/// it. None for other drivers.
+fn lavapipe_threads(info: &wgpu::AdapterInfo) -> Option<usize> {
+    if !info.driver.to_lowercase().contains("llvmpipe") {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let set = std::env::var("LP_NUM_THREADS").ok();
+    Some(
+        set.and_then(|v| v.trim().parse().ok())
+            .unwrap_or(cores)
+            .clamp(1, 16),
+    )
 }

@@ -318,6 +318,35 @@ fn broken_model_is_one_clear_error() {
     assert!(stderr.contains("/nonexistent/model"), "{stderr}");
 }
 
+/// The adapter line of `info` with LP_NUM_THREADS set to `threads`, or unset.
+fn adapter_line(threads: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vit-hybrid"));
+    cmd.args(["info", "--model", tiny().to_str().unwrap()]);
+    match threads {
+        Some(t) => cmd.env("LP_NUM_THREADS", t),
+        None => cmd.env_remove("LP_NUM_THREADS"),
+    };
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout.lines().find(|l| l.starts_with("adapter:"));
+    line.expect("an adapter line").to_string()
+}
+
+#[test]
+fn lavapipe_runs_four_threads_per_core_unless_told() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let default = adapter_line(None);
+    if !default.contains("llvmpipe") {
+        assert!(!default.contains("threads"), "{default}");
+        return;
+    }
+    let want = (4 * cores).min(16);
+    assert!(default.ends_with(&format!(", {want} threads")), "{default}");
+    let told = adapter_line(Some("3"));
+    assert!(told.ends_with(", 3 threads"), "{told}");
+}
+
 #[test]
 fn info_describes_model_and_adapter() {
     let model = tiny();
