@@ -36,6 +36,8 @@ fn report(name: &str, seconds: f64, flops: f64) {
 }
 
 fn main() {
+    // SAFETY: first thing in main, before any thread exists. As `vit-hybrid` runs them.
+    unsafe { vit_hybrid::gpu::spread_lavapipe_threads() };
     let filter = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))

@@ -559,8 +559,29 @@ impl Gpu {
     }
 }
 
+/// lavapipe (Mesa's CPU Vulkan driver) starts one thread per core and splits every dispatch
+/// into one contiguous range of workgroups per thread, so a core that is busy with anything
+/// else (another process, a neighbour on a shared host) holds up every dispatch until its
+/// half is done. With four threads per core the kernel's scheduler moves the remaining
+/// quarters to whichever core is free: on 2 cores the full-size model ran 5-15 % faster
+/// alone and 12-27 % faster beside a busy loop (README, Performance). This sets
+/// LP_NUM_THREADS to that (Mesa caps it at 16) unless it is set already; GPUs never read it.
+/// lavapipe reads it once, when wgpu first opens it, so call this before any [`Gpu`].
+///
+/// # Safety
+/// It changes the process environment: call it while no other thread exists (first thing
+/// in `main`), as [`std::env::set_var`] requires.
+pub unsafe fn spread_lavapipe_threads() {
+    if std::env::var_os("LP_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (4 * cores).min(16);
+        // SAFETY: the caller guarantees that no other thread exists.
+        unsafe { std::env::set_var("LP_NUM_THREADS", threads.to_string()) };
+    }
+}
+
 /// How many threads lavapipe runs dispatches on (it reads LP_NUM_THREADS once, at start,
-/// else takes one per core; src/main.rs raises the default): a benchmark's figures depend on
+/// else takes one per core; [`spread_lavapipe_threads`] raises the default): a benchmark's figures depend on
 /// it. None for other drivers.
 fn lavapipe_threads(info: &wgpu::AdapterInfo) -> Option<usize> {
     if !info.driver.to_lowercase().contains("llvmpipe") {

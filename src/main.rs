@@ -689,22 +689,6 @@ fn run() -> Result<bool> {
     }
 }
 
-/// lavapipe (Mesa's CPU Vulkan driver) starts one thread per core and splits every dispatch
-/// into one contiguous range of workgroups per thread, so a core that is busy with anything
-/// else (another process, a neighbour on a shared host) holds up every dispatch until its
-/// half is done. With four threads per core the kernel's scheduler moves the remaining
-/// quarters to whichever core is free: on 2 cores the full-size model ran 5-15 % faster
-/// alone and 12-27 % faster beside a busy loop (README, Performance). Mesa caps the count at
-/// 16. A user who sets LP_NUM_THREADS keeps their choice; GPUs never read it.
-fn spread_lavapipe_threads() {
-    if std::env::var_os("LP_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = (4 * cores).min(16);
-        // SAFETY: at the start of main, before any thread exists.
-        unsafe { std::env::set_var("LP_NUM_THREADS", threads.to_string()) };
-    }
-}
-
 /// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection
 /// while wgpu enumerates adapters, only to sort them, and libwayland prints `error:
 /// XDG_RUNTIME_DIR is invalid or not set` to stderr when there is no session (a server, CI,
@@ -722,7 +706,8 @@ fn quiet_device_select_layer() {
 
 fn main() -> ExitCode {
     quiet_device_select_layer();
-    spread_lavapipe_threads();
+    // SAFETY: at the start of main, before any thread exists.
+    unsafe { vit_hybrid::gpu::spread_lavapipe_threads() };
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
