@@ -669,6 +669,14 @@ fn run() -> Result<bool> {
             trace,
         } => {
             // A trace that cannot be written fails now, not after the whole profile.
+            if let Some(t) = trace.as_deref() {
+                ensure!(
+                    !t.is_dir(),
+                    "--trace: {} is a folder; give a file name for the trace (e.g. {})",
+                    t.display(),
+                    t.join("trace.json").display()
+                );
+            }
             if let Some(dir) = trace.as_deref().and_then(Path::parent) {
                 let dir = if dir.as_os_str().is_empty() {
                     Path::new(".")

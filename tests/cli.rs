@@ -304,6 +304,15 @@ fn zero_counts_and_unwritable_traces_are_refused_up_front() {
         stderr.contains("/nonexistent") && stdout.is_empty(),
         "{stderr}"
     );
+    // A folder as the trace file: refused before the profile runs (its stdout stays empty).
+    let folder = std::env::temp_dir();
+    let (code, stdout, stderr) =
+        run(&["profile", "--model", m, "--trace", folder.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is a folder") && stdout.is_empty(),
+        "{stderr}"
+    );
 }
 
 #[test]
