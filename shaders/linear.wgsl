@@ -352,8 +352,11 @@ fn main_texture_{W}_to_{OUT}(
     @builtin(subgroup_invocation_id) sg_lane: u32,
 // #end
 ) {
-    let row0 = wid.y * TEX_ROWS;
-    let quad0 = wid.x * TEX_QUADS * TEX_LANES + lid.x;
+    // Row tiles along x: lavapipe hands each thread a run of consecutive workgroups, which
+    // then share one column band of w (the larger operand: a weight matrix, a conv's patches)
+    // while it is in the core's cache, and only x's smaller tiles stream past.
+    let row0 = wid.x * TEX_ROWS;
+    let quad0 = wid.y * TEX_QUADS * TEX_LANES + lid.x;
     let r0 = i32(row0);
     let c0 = 4 * i32(quad0);
 // #for r in 0..TR

@@ -1057,8 +1057,9 @@ pub fn record_io(
                             out,
                         ],
                         workgroups: [
-                            shape.n.div_ceil(32 * quads) as u32,
+                            // Row tiles first (shaders/linear.wgsl says why).
                             part.rows.div_ceil(part.tile) as u32,
+                            shape.n.div_ceil(32 * quads) as u32,
                             u(shape.repeat),
                         ],
                         flops: flops * share,
