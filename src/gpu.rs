@@ -581,10 +581,11 @@ pub unsafe fn spread_lavapipe_threads() {
 }
 
 /// How many threads lavapipe runs dispatches on (it reads LP_NUM_THREADS once, at start,
-/// else takes one per core; [`spread_lavapipe_threads`] raises the default): a benchmark's figures depend on
-/// it. None for other drivers.
+/// else takes one per core; [`spread_lavapipe_threads`] raises the default): a benchmark's
+/// figures depend on it. None for other drivers.
 fn lavapipe_threads(info: &wgpu::AdapterInfo) -> Option<usize> {
-    if !info.driver.to_lowercase().contains("llvmpipe") {
+    // In a browser the driver runs in the browser's GPU process, whose settings we cannot see.
+    if cfg!(target_arch = "wasm32") || !info.driver.to_lowercase().contains("llvmpipe") {
         return None;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
