@@ -348,7 +348,7 @@ impl Gpu {
     /// (on lavapipe, its shader passes over the written-out products: 60-150 ms each).
     pub fn precompile(&self, specs: &[crate::ops::PipelineSpec]) {
         #[cfg(not(target_arch = "wasm32"))]
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores();
         #[cfg(not(target_arch = "wasm32"))]
         if threads > 1 && specs.len() > 1 {
             let next = std::sync::atomic::AtomicUsize::new(0);
@@ -559,13 +559,21 @@ impl Gpu {
     }
 }
 
+/// The CPU's cores as the OS offers them to this process (1 where it cannot tell).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Mesa's cap on lavapipe's threads (LP_MAX_THREADS): it ignores a larger LP_NUM_THREADS.
+const LAVAPIPE_MAX_THREADS: usize = 16;
+
 /// lavapipe (Mesa's CPU Vulkan driver) starts one thread per core and splits every dispatch
 /// into one contiguous range of workgroups per thread, so a core that is busy with anything
 /// else (another process, a neighbour on a shared host) holds up every dispatch until its
 /// half is done. With four threads per core the kernel's scheduler moves the remaining
 /// quarters to whichever core is free: on 2 cores the full-size model ran 5-15 % faster
 /// alone and 12-27 % faster beside a busy loop (README, Performance). This sets
-/// LP_NUM_THREADS to that (Mesa caps it at 16) unless it is set already; GPUs never read it.
+/// LP_NUM_THREADS to that (within Mesa's cap) unless it is set already; GPUs never read it.
 /// lavapipe reads it once, when wgpu first opens it, so call this before any [`Gpu`].
 ///
 /// # Safety
@@ -573,8 +581,7 @@ impl Gpu {
 /// in `main`), as [`std::env::set_var`] requires.
 pub unsafe fn spread_lavapipe_threads() {
     if std::env::var_os("LP_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = (4 * cores).min(16);
+        let threads = (4 * cores()).min(LAVAPIPE_MAX_THREADS);
         // SAFETY: the caller guarantees that no other thread exists.
         unsafe { std::env::set_var("LP_NUM_THREADS", threads.to_string()) };
     }
@@ -588,11 +595,10 @@ fn lavapipe_threads(info: &wgpu::AdapterInfo) -> Option<usize> {
     if cfg!(target_arch = "wasm32") || !info.driver.to_lowercase().contains("llvmpipe") {
         return None;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let set = std::env::var("LP_NUM_THREADS").ok();
     Some(
         set.and_then(|v| v.trim().parse().ok())
-            .unwrap_or(cores)
-            .clamp(1, 16),
+            .unwrap_or_else(cores)
+            .clamp(1, LAVAPIPE_MAX_THREADS),
     )
 }

@@ -676,12 +676,9 @@ fn run() -> Result<bool> {
                     t.display(),
                     t.join("trace.json").display()
                 );
-            }
-            if let Some(dir) = trace.as_deref().and_then(Path::parent) {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
+                let dir = match t.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
                 };
                 ensure!(
                     dir.is_dir(),
